@@ -1,0 +1,43 @@
+# waagent-doctor: one venv, every gate in `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SAMPLE := examples/broken-vm
+
+.PHONY: all venv lint typecheck unit test demo bench deb rpm clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@# systemd-python needs libsystemd-dev + pkg-config + cc; optional, the journal falls back.
+	-$(PY) -m pip install -q 'systemd-python>=235' 2>/dev/null
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+# The README's test command: every quality gate.
+test: lint typecheck unit
+
+# The README's main job: diagnose the embedded broken VM tree.
+demo: $(STAMP)
+	-$(VENV)/bin/waagent-doctor check --root $(SAMPLE)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) dist build .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""python -m waagent_doctor."""
+
+from waagent_doctor.cli import entry
+
+entry()

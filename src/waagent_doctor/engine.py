@@ -1,0 +1,148 @@
+"""One diagnosis cycle: probes -> snapshot -> checks -> report. No policy, no actions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+import structlog
+
+from waagent_doctor import __version__
+from waagent_doctor.checks import CheckSpec, Context, all_checks
+from waagent_doctor.config import Settings
+from waagent_doctor.host import Host
+from waagent_doctor.model import (
+    CheckResult,
+    CheckStatus,
+    Evidence,
+    Finding,
+    Report,
+    overall_status,
+    utc_text,
+)
+from waagent_doctor.paths import InputError
+from waagent_doctor.probes import ProbeError, ProbeSkipped
+from waagent_doctor.snapshot import Snapshot
+
+log = structlog.get_logger("waagent_doctor.engine")
+
+OFFLINE_SKIP = "offline analysis (--root): live probes do not run"
+
+# A finding that explains another makes it redundant: the agent cannot hang if it is not
+# running, and nothing about the agent matters while disable_agent keeps it asleep.
+SUPERSEDES: dict[str, tuple[str, ...]] = {
+    "agent.not_installed": (
+        "agent.not_running",
+        "agent.exthandler.not_running",
+        "agent.hung",
+        "agent.crash_loop",
+        "agent.autorestart.missing",
+        "agent.outdated",
+        "agent.autoupdate.disabled",
+    ),
+    "agent.disabled_by_file": (
+        "agent.not_running",
+        "agent.exthandler.not_running",
+        "agent.hung",
+    ),
+    "agent.not_running": ("agent.exthandler.not_running", "agent.hung"),
+    "agent.exthandler.not_running": ("agent.hung",),
+}
+
+
+def offline_as_of(root_dir: str) -> Optional[datetime]:
+    """Offline default for --as-of: the newest record time in /var/log/waagent.log."""
+    from waagent_doctor.paths import Root
+    from waagent_doctor.probes import logscan
+
+    return logscan.newest_record_time(Root(root_dir))
+
+
+def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
+    ctx = Context(snap)
+    if spec.live_only and not snap.host.live:
+        return CheckResult(name=spec.name, status=CheckStatus.SKIPPED, reason=OFFLINE_SKIP), ctx
+    try:
+        spec.rule(ctx)
+    except InputError as exc:
+        ctx.unreadable(exc)
+    except ProbeSkipped as exc:
+        ctx.skip(str(exc))
+    except ProbeError as exc:
+        ctx.error(str(exc))
+    except Exception as exc:
+        log.exception("check.crashed", check=spec.name)
+        ctx.error(f"internal error: {type(exc).__name__}: {exc}")
+    if ctx.errors:
+        status, reason = CheckStatus.ERROR, "; ".join(dict.fromkeys(ctx.errors))
+    elif ctx.findings:
+        status, reason = CheckStatus.FINDING, ", ".join(dict.fromkeys(f.code for f in ctx.findings))
+    elif ctx.skipped is not None:
+        status, reason = CheckStatus.SKIPPED, ctx.skipped
+    else:
+        status, reason = CheckStatus.OK, ""
+    return CheckResult(name=spec.name, status=status, reason=reason), ctx
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One finding per code, evidence merged in order, duplicates dropped."""
+    by_code: dict[str, list[Evidence]] = {}
+    for f in findings:
+        seen = by_code.setdefault(f.code, [])
+        for ev in f.evidence:
+            if ev not in seen:
+                seen.append(ev)
+    return [Finding.of(code, ev) for code, ev in by_code.items()]
+
+
+def _supersede(findings: list[Finding]) -> list[Finding]:
+    present = {f.code for f in findings}
+    hidden = {c for code in present for c in SUPERSEDES.get(code, ())}
+    return [f for f in findings if f.code not in hidden]
+
+
+def sort_key(f: Finding) -> tuple[int, int, str]:
+    """Worst first, then by cause (1..4, then 0), then code."""
+    cause_order = f.cause if f.cause else 9
+    return (-f.severity.rank, cause_order, f.code)
+
+
+def diagnose(
+    host: Host,
+    settings: Settings,
+    *,
+    snapshot: Optional[Snapshot] = None,
+    only: Optional[set[str]] = None,
+) -> Report:
+    """Run every check once against one snapshot and build the report."""
+    snap = snapshot or Snapshot(host, settings)
+    results: list[CheckResult] = []
+    raw: list[Finding] = []
+    unreadable: list[InputError] = []
+    for spec in all_checks():
+        if only is not None and spec.name not in only:
+            continue
+        result, ctx = _run_one(spec, snap)
+        results.append(result)
+        raw.extend(ctx.findings)
+        unreadable.extend(ctx.unreadable_inputs)
+    for err in unreadable:
+        if err.missing:
+            continue
+        raw.append(
+            Finding.of(
+                "input.unreadable",
+                [Evidence(source=err.guest_path, detail=err.reason)],
+            )
+        )
+    findings = sorted(_supersede(_merge(raw)), key=sort_key)
+    return Report(
+        generated_at=utc_text(datetime.now(timezone.utc)),
+        as_of=utc_text(host.as_of),
+        mode=host.mode,
+        status=overall_status(findings),
+        findings=tuple(findings),
+        checks=tuple(results),
+        version=__version__,
+        root=None if host.live else str(host.root.base),
+    )
