@@ -132,7 +132,7 @@ def _key_of(loc: tuple[int | str, ...]) -> str:
 def from_mapping(data: dict[str, Any], source: str = "<config>") -> Settings:
     """Validate a parsed TOML document; raise ConfigError naming the first bad key."""
     try:
-        return Settings.model_validate(data, strict=False)
+        return Settings.model_validate(data, strict=True)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
