@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE := examples/broken-vm
 
-.PHONY: all venv lint typecheck unit test demo bench deb rpm clean
+.PHONY: all venv host-deps lint typecheck unit test demo bench deb rpm clean
 
 all: test
 
 $(STAMP): pyproject.toml
+	@scripts/install-host-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -18,6 +19,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Debian packages for the system tests and packages (installs them when root).
+host-deps:
+	@scripts/install-host-deps.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
@@ -30,7 +35,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
 # The README's test command: every quality gate.
-test: lint typecheck unit
+test: host-deps lint typecheck unit
 
 # The README's main job: diagnose the embedded broken VM tree.
 demo: $(STAMP)
