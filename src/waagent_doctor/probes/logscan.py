@@ -242,9 +242,15 @@ class _ScanStop(Exception):
 
 
 def _lines_backward(fh: BinaryIO, size: int, budget: int) -> Iterator[tuple[int, bytes]]:
-    """Yield (offset, line) from the last line to the first, each cut at MAX_LINE bytes."""
+    """Yield (offset, line) from the last line to the first, each cut at MAX_LINE bytes.
+
+    Leading NULs of a line are dropped before it is cut: after an unclean shutdown the agent
+    goes on writing right after a run of NULs (or a sparse hole), and the record there must
+    not be lost. A line longer than MAX_LINE_SCAN, or reading more than budget bytes, yields
+    what is known of the current line and then raises _ScanStop.
+    """
     pos = size
-    carry = b""  # the head (first MAX_LINE bytes) of the line that starts at or before pos
+    carry = b""  # the line that starts at or before pos, leading NULs dropped, cut at MAX_LINE
     carry_len = 0  # the true length of that line so far
     first = True
     read = 0
@@ -258,13 +264,14 @@ def _lines_backward(fh: BinaryIO, size: int, budget: int) -> Iterator[tuple[int,
             return
         cut = chunk.rfind(b"\n")
         if cut < 0:
-            carry = (chunk + carry)[:MAX_LINE]
+            carry = (chunk + carry).lstrip(b"\x00")[:MAX_LINE]
             carry_len += n
             if carry_len > MAX_LINE_SCAN or read > budget:
+                yield pos, carry
                 raise _ScanStop
             continue
         # The bytes after the last newline of this chunk begin the carried line.
-        line = (chunk[cut + 1 :] + carry)[:MAX_LINE]
+        line = (chunk[cut + 1 :] + carry).lstrip(b"\x00")[:MAX_LINE]
         if not (first and carry_len + n - cut - 1 == 0):
             yield pos + cut + 1, line
         first = False
@@ -272,9 +279,9 @@ def _lines_backward(fh: BinaryIO, size: int, budget: int) -> Iterator[tuple[int,
         off = pos + cut
         for part in reversed(parts[1:]):
             off -= len(part)
-            yield off, part[:MAX_LINE]
+            yield off, part.lstrip(b"\x00")[:MAX_LINE]
             off -= 1
-        carry = parts[0][:MAX_LINE]
+        carry = parts[0].lstrip(b"\x00")[:MAX_LINE]
         carry_len = len(parts[0])
         if read > budget:
             raise _ScanStop
