@@ -1,0 +1,108 @@
+"""Actions act: each module applies one contract action and verifies that it worked.
+
+An action never checks a budget or a switch (that is policy's job); it does its one thing,
+looks whether it took effect, and says so in an `Outcome`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from waagent_doctor.config import Settings
+from waagent_doctor.host import CommandRunner, Host
+from waagent_doctor.model import Report
+from waagent_doctor.paths import DOCTOR_BUNDLES, DOCTOR_QUARANTINE, DOCTOR_STATE
+from waagent_doctor.state import BundleRecord, State, VerboseLogging
+
+ACTION_NAMES = (
+    "restart_agent",
+    "enable_autorestart",
+    "enable_verbose_logging",
+    "collect_logs",
+    "reload_extension",
+)
+
+
+@dataclass(frozen=True)
+class DaemonPaths:
+    """Where the daemon writes (host paths; tests point them into tmp_path)."""
+
+    state: str = DOCTOR_STATE
+    bundles: str = DOCTOR_BUNDLES
+    quarantine: str = DOCTOR_QUARANTINE
+    # Drop-ins for the agent's unit go to <unit_dir>/<unit>.d/.
+    unit_dir: str = "/etc/systemd/system"
+
+
+def _nothing() -> None:
+    return None
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+@dataclass(frozen=True)
+class ActionEnv:
+    """What an action may use: the host, the configuration, the agent's unit, a wait."""
+
+    host: Host
+    settings: Settings
+    unit: str
+    paths: DaemonPaths
+    state: State
+    code: str
+    report: Optional[Report] = None
+    # Sleep that keeps the watchdog fed and returns False when the daemon must stop.
+    wait: Callable[[float], bool] = _sleep
+    # Save the state now (before a file edit, so a kill mid-way is remembered).
+    persist: Callable[[], None] = _nothing
+
+    @property
+    def runner(self) -> CommandRunner:
+        """The host's command runner (actions only run live)."""
+        if self.host.runner is None:
+            raise RuntimeError("actions need a live host")
+        return self.host.runner
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action did: ok (verified) or not, and a one-line detail."""
+
+    ok: bool
+    detail: str
+    verbose: Optional[VerboseLogging] = None
+    bundle: Optional[BundleRecord] = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+Apply = Callable[[ActionEnv], Outcome]
+
+
+def get(name: str) -> Apply:
+    """The apply function of an action by its contract name."""
+    if name == "restart_agent":
+        from waagent_doctor.actions import restart_agent
+
+        return restart_agent.apply
+    if name == "enable_autorestart":
+        from waagent_doctor.actions import autorestart
+
+        return autorestart.apply
+    if name == "enable_verbose_logging":
+        from waagent_doctor.actions import verbose_logging
+
+        return verbose_logging.apply
+    if name == "collect_logs":
+        from waagent_doctor.actions import collect_logs
+
+        return collect_logs.apply
+    if name == "reload_extension":
+        from waagent_doctor.actions import reload_extension
+
+        return reload_extension.apply
+    raise KeyError(name)
