@@ -131,7 +131,7 @@ class DhcpState:
     def primary_configs(self) -> tuple[IfaceConfig, ...]:
         """The configurations that apply to the primary interface."""
         if self.primary is None:
-            return tuple(c for c in self.configs if c.interface == ANY)
+            return tuple(c for c in self.configs if c.interface == ANY or _is_glob(c.interface))
         return tuple(c for c in self.configs if c.applies_to(self.primary))
 
     def current_leases(self) -> tuple[Lease, ...]:
@@ -145,8 +145,13 @@ class DhcpState:
 def decode_245(raw: str) -> Optional[str]:
     """`a8:3f:81:10` or `a83f8110` -> `168.63.129.16`; None when it is not 4 bytes of hex."""
     text = raw.strip().strip(";").strip().strip('"')
-    parts = text.split(":") if ":" in text else [text[i : i + 2] for i in range(0, len(text), 2)]
-    if len(parts) != 4:
+    if ":" in text:
+        parts = text.split(":")
+    elif len(text) == 8:
+        parts = [text[i : i + 2] for i in range(0, 8, 2)]
+    else:
+        return None
+    if len(parts) != 4 or not all(1 <= len(p) <= 2 for p in parts):
         return None
     try:
         octets = [int(p, 16) for p in parts]
@@ -366,7 +371,7 @@ def read_leases(root: Root, now: datetime) -> tuple[list[Lease], list[str], list
             skipped.append(Skipped(err.guest_path, err.reason, True))
             continue
         for path in paths[:_MAX_FILES]:
-            if not root.is_file(path):
+            if root.is_dir(path):
                 continue
             try:
                 data = root.read_bytes(path, _MAX_BYTES)
@@ -826,21 +831,20 @@ def read_nm_keyfiles(root: Root, skipped: list[Skipped]) -> list[IfaceConfig]:
     return out
 
 
+def _is_glob(name: str) -> bool:
+    return any(ch in name for ch in "*?[")
+
+
 def choose_primary(configs: list[IfaceConfig]) -> Optional[str]:
-    """eth0 when any tool configures it, else the first configured name (no globs, no lo)."""
-    named = sorted(
-        {
-            c.interface
-            for c in configs
-            if c.interface != ANY
-            and c.method != "unknown"
-            and not any(ch in c.interface for ch in "*?[")
-            and c.interface != "lo"
-        }
-    )
-    if "eth0" in named:
+    """eth0 when any tool names it, else the first name with an IPv4 method (no globs, no lo)."""
+    named = [c for c in configs if c.interface not in (ANY, "lo") and not _is_glob(c.interface)]
+    if any(c.interface == "eth0" for c in named):
         return "eth0"
-    return named[0] if named else None
+    known = sorted({c.interface for c in named if c.method != "unknown"})
+    if known:
+        return known[0]
+    unknown = sorted({c.interface for c in named})
+    return unknown[0] if unknown else None
 
 
 def _ifindex_names(root: Root) -> dict[str, str]:
