@@ -14,6 +14,9 @@ def _tree(tmp_path: Path, conf: str) -> Path:
     (tmp_path / "etc").mkdir(parents=True)
     (tmp_path / "etc" / "waagent.conf").write_text(conf)
     (tmp_path / "etc" / "os-release").write_text("ID=ubuntu\nID_LIKE=debian\n")
+    # An installed agent, so that agent_install does not add agent.not_installed.
+    (tmp_path / "usr" / "sbin").mkdir(parents=True)
+    (tmp_path / "usr" / "sbin" / "waagent").write_text("#!/usr/bin/python3\n")
     return tmp_path
 
 
