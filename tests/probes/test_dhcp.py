@@ -365,3 +365,20 @@ def test_primary_is_first_configured_when_no_eth0(tmp_path: Path) -> None:
     """Without eth0 the first configured interface by name is primary; lo never is."""
     put(tmp_path, "/etc/network/interfaces", "iface lo inet static\niface ens5 inet dhcp\n")
     assert state(tmp_path).primary == "ens5"
+
+
+def test_networkd_container_templates_are_ignored(tmp_path: Path) -> None:
+    """systemd's 80-container-*.network (Virtualization=/Kind= matches) are not VM config."""
+    put(
+        tmp_path,
+        "/usr/lib/systemd/network/80-container-ve.network",
+        "[Match]\nName=ve-*\nDriver=veth\nVirtualization=!container\n\n"
+        "[Network]\nAddress=0.0.0.0/28\nLinkLocalAddressing=yes\nDHCPServer=yes\n",
+    )
+    put(
+        tmp_path,
+        "/usr/lib/systemd/network/80-container-host0.network",
+        "[Match]\nKind=veth\nName=host0\nVirtualization=container\n\n[Network]\nDHCP=yes\n",
+    )
+    got = state(tmp_path)
+    assert got.configs == () and got.primary is None

@@ -59,6 +59,10 @@ NM_CONNECTION_DIRS = (
 )
 # network-scripts skips backup copies (ifup-eth: *~, *.bak, *.orig, *.rpmnew, *.rpmorig, *.rpmsave).
 _IFCFG_SKIP = ("~", ".bak", ".orig", ".rpmnew", ".rpmorig", ".rpmsave", ".old", ".swp")
+# [Match] keys of systemd's container/VM-host templates, which never match a VM's own NIC.
+_NETWORKD_TEMPLATE_MATCHES = ("Virtualization", "Kind")
+# In networkd Address=, the unspecified address asks for an address from a pool; nothing binds.
+_ANY_V4 = "0.0.0.0"  # noqa: S104
 _TRUE = {"true", "yes", "on", "y", "1"}
 _FALSE = {"false", "no", "off", "n", "0"}
 ANY = "*"  # a configuration that applies to any ethernet interface
@@ -744,6 +748,11 @@ def _expand(root: Root, pattern: str, base: str) -> list[str]:
     return [full]
 
 
+def _static_v4(value: str) -> bool:
+    """Address=10.0.0.4/24 is static IPv4; IPv6 (colons) and a 0.0.0.0/28 pool request are not."""
+    return bool(value) and ":" not in value and value.split("/")[0] != _ANY_V4
+
+
 def read_networkd(root: Root, skipped: list[Skipped]) -> list[IfaceConfig]:
     """systemd-networkd `.network` files: `[Match] Name=`, `DHCP=`, `Address=`."""
     out: list[IfaceConfig] = []
@@ -757,6 +766,7 @@ def read_networkd(root: Root, skipped: list[Skipped]) -> list[IfaceConfig]:
         names: list[str] = []
         dhcp: Optional[tuple[str, int]] = None
         addrs: list[tuple[str, int]] = []
+        template = False
         for lineno, line in enumerate(text.splitlines(), start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith(("#", ";")):
@@ -768,13 +778,17 @@ def read_networkd(root: Root, skipped: list[Skipped]) -> list[IfaceConfig]:
             if not sep:
                 continue
             key, value = key.strip(), value.strip()
-            if section == "Match" and key == "Name":
+            if section == "Match" and key in _NETWORKD_TEMPLATE_MATCHES:
+                # systemd's own 80-container-ve.network: Name=ve-* Virtualization=!container
+                template = True
+            elif section == "Match" and key == "Name":
                 names = value.split() if value else []
             elif section == "Network" and key == "DHCP":
                 dhcp = (value, lineno)
-            elif section in ("Network", "Address") and key == "Address" and ":" not in value:
-                # Address=10.0.0.4/24 (an IPv6 address has colons and is not IPv4 config)
+            elif section in ("Network", "Address") and key == "Address" and _static_v4(value):
                 addrs.append((value, lineno))
+        if template:
+            continue
         targets = [n for n in names if not n.startswith("!")] or [ANY]
         for target in targets:
             if dhcp and dhcp[0].lower() in (_TRUE | {"ipv4", "both"}):
