@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Optional
@@ -198,3 +199,25 @@ def test_scenario_builder_matches_static_tree(tmp_path: Path) -> None:
     assert built == stored
     for rel in built:
         assert (tmp_path / rel).read_bytes() == (static / rel).read_bytes(), rel
+
+
+def test_requested_status_older_than_many_newer_ones(tmp_path: Path) -> None:
+    """The requested seqNo's status is read even when more than 20 newer status files exist."""
+    tree = build(tmp_path)
+    for seq in range(13, 40):
+        tree.vmsnapshot(seq, "success", 1, "", AS_OF - timedelta(hours=11))
+    tree.vmsnapshot(
+        12, "error", 402, "FailedGuestAgentInvokedCommandTooLate", AS_OF - timedelta(hours=11)
+    )
+    assert codes(run(tmp_path)) == ["snapshot.command_too_late"]
+
+
+def test_requested_status_unreadable_is_not_stuck(tmp_path: Path) -> None:
+    """A FIFO as the requested status file: input.unreadable, not a claim that it is missing."""
+    build(tmp_path)
+    status = tmp_path / HDIR.lstrip("/") / "status/12.status"
+    status.unlink()
+    os.mkfifo(status)
+    report = run(tmp_path)
+    assert codes(report) == ["input.unreadable"]
+    assert report.findings[0].evidence[0].source == f"{HDIR}/status/12.status"

@@ -154,7 +154,7 @@ def backup_extension(ctx: Context) -> None:
         generic.append(failure)
 
     st, seq = _judged_status(handler, req)
-    if st is None and seq is not None:
+    if st is None and seq is not None and seq not in handler.status_seqs:
         limit = thresholds.extension_stuck_minutes
         since = gs.received_at if gs is not None else None
         settings_file = handler.settings_for(seq)

@@ -18,6 +18,7 @@ from waagent_doctor.config import Settings
 from waagent_doctor.host import Host
 from waagent_doctor.model import parse_time
 from waagent_doctor.paths import LIB_DIR, InputError, Root
+from waagent_doctor.probes import goalstate
 from waagent_doctor.probes.goalstate import read_json
 from waagent_doctor.probes.versions import version_key
 
@@ -315,7 +316,14 @@ def _json_small(root: Root, guest: str, problems: list[InputError]) -> Any:
         return None
 
 
-def read_handler(root: Root, path: str, name: str, version: str) -> Handler:
+def read_handler(
+    root: Root,
+    path: str,
+    name: str,
+    version: str,
+    max_status: int = MAX_STATUS_FILES,
+    wanted: frozenset[int] = frozenset(),
+) -> Handler:
     """Read one handler folder; files the doctor cannot read are listed in `problems`."""
     problems: list[InputError] = []
     conf, stat_dir = path + "/config", path + "/status"
@@ -345,7 +353,9 @@ def read_handler(root: Root, path: str, name: str, version: str) -> Handler:
             found.append((int(m.group("seq")), m.group("ext"), f"{stat_dir}/{fname}"))
     found.sort(key=lambda t: t[0], reverse=True)
     statuses = []
-    for seq, ext, guest in found[:MAX_STATUS_FILES]:
+    # The newest files, plus any the goal state asks about that are older than those.
+    chosen = found[:max_status] + [f for f in found[max_status:] if f[0] in wanted]
+    for seq, ext, guest in chosen:
         try:
             info = root.stat(guest)
             with root.open(guest) as fh:
@@ -391,19 +401,33 @@ def read_handler(root: Root, path: str, name: str, version: str) -> Handler:
     )
 
 
-def read(root: Root) -> Handlers:
-    """Every extension handler folder in /var/lib/waagent (the agent's own folders excluded)."""
+def read(
+    root: Root, max_status: int = MAX_STATUS_FILES, wanted: Optional[dict[str, int]] = None
+) -> Handlers:
+    """Every extension handler folder in /var/lib/waagent (the agent's own folders excluded).
+
+    `wanted` maps an extension name (lower case) to the sequence number the goal state asks
+    for, so that its status is parsed even when newer ones exist.
+    """
+    wanted = wanted or {}
     found = []
     for name in root.listdir(LIB_DIR):
         m = _HANDLER_DIR_RE.match(name)
         path = posixpath.join(LIB_DIR, name)
         if m is None or m.group("name") == "WALinuxAgent" or not root.is_dir(path):
             continue
-        found.append(read_handler(root, path, m.group("name"), m.group("ver")))
+        seq = wanted.get(m.group("name").lower())
+        extra = frozenset() if seq is None else frozenset({seq})
+        found.append(read_handler(root, path, m.group("name"), m.group("ver"), max_status, extra))
     found.sort(key=lambda h: (h.name.lower(), tuple(-p for p in version_key(h.version))))
     return Handlers(tuple(found))
 
 
 def probe(host: Host, settings: Settings) -> Handlers:
-    """Probe: the extension handler folders."""
-    return read(host.root)
+    """Probe: the extension handler folders (enough statuses for the repeated-failures rule)."""
+    try:
+        gs = goalstate.read(host.root)
+    except InputError:
+        gs = None  # the checks report the goal state's own problem
+    wanted = {p.name.lower(): p.seq_no for p in gs.plugins if p.seq_no is not None} if gs else {}
+    return read(host.root, max(MAX_STATUS_FILES, settings.thresholds.repeated_failures), wanted)
