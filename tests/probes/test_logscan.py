@@ -503,3 +503,36 @@ def test_cursor_from_bad_state_is_fresh() -> None:
     assert LogCursor.from_dict({"dev": "x"}) == LogCursor()
     assert LogCursor.from_dict(None) == LogCursor()
     assert LogCursor.from_dict({"dev": 1, "inode": 2, "offset": 3, "line": True}).line is None
+
+
+def test_verbose_records_are_left_out_unless_asked_for(tmp_path: Path) -> None:
+    """VERBOSE records end the record before them but are kept only with keep_verbose."""
+    root = guest(tmp_path)
+    t = AS_OF - timedelta(hours=1)
+    lines = [
+        info(t, "info 1"),
+        at(t, line_with("Report vm agent status")),
+        "  verbose continuation",
+        info(t, "info 2"),
+    ]
+    write_log(root, lines)
+    write_log(root, lines, "waagent.log.1.gz")
+    for keep, expected in ((False, ["info 1", "info 2"]), (True, ["info 1", "Report", "info 2"])):
+        window = read_window(Root(root), AS_OF - DAY, AS_OF, keep_verbose=keep)
+        got = [r.headline.split(" vm")[0] for r in window.records]
+        assert got == expected * 2
+        assert all("continuation" not in r.message for r in window.records if r.level == "INFO")
+
+
+def test_gzip_line_numbers_after_skipped_blocks(tmp_path: Path) -> None:
+    """Blocks before the window are only counted, yet line numbers stay exact."""
+    root = guest(tmp_path)
+    old = [info(AS_OF - timedelta(days=5), f"old {i} " + "y" * 100) for i in range(20000)]
+    new = [info(AS_OF - timedelta(hours=2), "new"), "  more", "x" * 100_000, info(AS_OF, "last")]
+    write_log(root, [*old, *new], "waagent.log.1.gz")
+    window = read_window(Root(root), AS_OF - DAY, AS_OF)
+    first, last = window.records
+    assert (first.line, last.line) == (20001, 20004)
+    assert first.message.startswith("new\n  more\n" + "x" * 100)
+    assert len(first.message) <= logscan.MAX_RECORD_TEXT
+    assert window.files[0].bytes_read > 2_000_000

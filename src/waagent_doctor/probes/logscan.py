@@ -3,9 +3,11 @@
 Cost does not grow with the log: the live log is read backwards in 64 KiB blocks and reading
 stops at the first agent record older than the look-back window; older rotations are opened
 only while the window still reaches into them (a rotation last written before the window
-starts is skipped by its mtime). Lines are capped at 64 KiB, records at 16 KiB of text, and the
-window at 20,000 records / 8 MiB of text (the newest are kept). A run of 4 MiB without a record
-start (binary junk, a sparse hole) ends the scan of that file.
+starts is skipped by its mtime; a .gz is streamed forward, its blocks before the window only
+counted). Lines are capped at 64 KiB, records at 16 KiB of text, and the window at 10,000
+records / 4 MiB of text (the newest are kept; VERBOSE records are left out). A line longer
+than 1 MiB (a sparse hole, a run of NULs) or 4 MiB without a record start (binary junk) ends
+the scan of that file; 64 MiB is the most read (or decompressed) from one file.
 
 Evidence names the guest path and a line number when it is cheap to know: reading backwards,
 lines are numbered only when the part of the file before the oldest line read is at most
@@ -22,6 +24,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import sys
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -34,12 +37,13 @@ from waagent_doctor.host import Host
 from waagent_doctor.paths import AGENT_LOG, LOG_DIR, InputError, Root
 
 BLOCK = 64 * 1024
+GZ_BLOCK = 256 * 1024  # decompressed bytes per step of a .gz rotation
 MAX_LINE = 64 * 1024  # bytes of one line kept; the rest of a longer line is dropped
 MAX_LINE_SCAN = 1024 * 1024  # reading backwards, a longer line ends the scan of the file
 JUNK_RUN = 4 * 1024 * 1024  # this many bytes without a record start end the scan of a file
 MAX_RECORD_TEXT = 16 * 1024  # characters of one record (first line and continuation lines)
-MAX_RECORDS = 20_000  # records kept in one window (the newest)
-MAX_TEXT = 8 * 1024 * 1024  # characters kept in one window (the newest)
+MAX_RECORDS = 10_000  # records kept in one window (the newest)
+MAX_TEXT = 4 * 1024 * 1024  # characters kept in one window (the newest)
 MAX_SCAN_BYTES = 64 * 1024 * 1024  # bytes read (or decompressed) per file, at most
 LINE_COUNT_MAX = 8 * 1024 * 1024  # count lines only when the unread head is at most this
 TAIL_SCAN = 1024 * 1024  # newest_record_time looks at most this far back in one file
@@ -69,7 +73,9 @@ _LEVEL_ONLY = re.compile(r"(VERBOSE|INFO|WARNING|ERROR)(?: (.*))?$", re.DOTALL)
 _EXTENSION = re.compile(r"(?:(\[[^\]]+\]) )?(.*)$", re.DOTALL)
 
 # The date of a record start, in bytes: "2025-01-01T..." or "2025/01/01 ..."
-_DATE_B = re.compile(rb"(\d{4})[-/](\d{2})[-/](\d{2})[T ]\d{2}:\d{2}:\d{2}")
+_DATE_B = re.compile(
+    rb"(\d{4})[-/](\d{2})[-/](\d{2})[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z? ?(VERBOSE )?"
+)
 
 # waagent.log.1, waagent.log.2.gz
 _NUMBERED = re.compile(r"waagent\.log\.(\d+)(\.gz)?$")
@@ -82,6 +88,8 @@ _DATEEXT = re.compile(r"waagent\.log-(\d{4})-?(\d{2})-?(\d{2})(?:-(\d+))?(\.gz)?
 class LogRecord:
     """One record of the agent log: a timestamped line and its continuation lines."""
 
+    __slots__ = ("level", "line", "message", "offset", "path", "prefix", "thread", "when")
+
     when: datetime  # UTC
     level: str  # VERBOSE, INFO, WARNING, ERROR; "" for an extension's own line
     thread: str  # "" in formats older than 2.2.47
@@ -89,7 +97,7 @@ class LogRecord:
     message: str  # the first line's message, then continuation lines after "\n"
     path: str  # guest path of the file it was read from
     offset: int  # byte offset of its first line (of the decompressed text for .gz)
-    line: Optional[int] = None  # 1-based line number, when known
+    line: Optional[int]  # 1-based line number, when known
 
     @property
     def source(self) -> str:
@@ -185,9 +193,9 @@ def _record(
     when, level, thread, prefix, message = head
     return LogRecord(
         when=when,
-        level=level,
-        thread=thread,
-        prefix=prefix,
+        level=sys.intern(level),
+        thread=sys.intern(thread),
+        prefix=sys.intern(prefix),
         message=_join(message, tail),
         path=path,
         offset=offset,
@@ -328,7 +336,13 @@ def _count_newlines(fh: BinaryIO, end: int) -> int:
 
 
 def _scan_backward(
-    fh: BinaryIO, path: str, size: int, start: datetime, end: datetime, budget: _Budget
+    fh: BinaryIO,
+    path: str,
+    size: int,
+    start: datetime,
+    end: datetime,
+    budget: _Budget,
+    keep_verbose: bool,
 ) -> _FileResult:
     """Records of one plain file inside [start, end], reading from its end."""
     out = _FileResult()
@@ -363,7 +377,7 @@ def _scan_backward(
                     out.older_seen = True
                     break
                 continue
-            if when > end:
+            if when > end or (head[1] == "VERBOSE" and not keep_verbose):
                 continue
             if not budget.take(len(head[4]) + sum(len(t) + 1 for t in tail)):
                 out.note = "window cap reached; older records not read"
@@ -417,26 +431,86 @@ def _lines_forward(read: Callable[[int], bytes], limit: int) -> Iterator[tuple[i
         yield offset, carry
 
 
-def _skip_older(
-    lines: Iterator[tuple[int, bytes]], first_day: bytes
-) -> Iterator[tuple[int, Optional[bytes]]]:
-    """Lines of records dated before first_day become None, without parsing them."""
-    old = False
-    for offset, raw in lines:
-        # "2025-01-01T10:00:00.1Z ..." or "2025/01/01 10:00:00 ..." starts a record.
-        m = _DATE_B.match(raw.lstrip(b"\x00"))
-        if m is not None:
-            old = m.group(1) + b"-" + m.group(2) + b"-" + m.group(3) < first_day
-        yield offset, (None if old else raw)
+def _record_date(raw: bytes) -> Optional[tuple[bytes, bool]]:
+    """(b"YYYY-MM-DD", is VERBOSE) when raw starts a record, else None."""
+    m = _DATE_B.match(raw)
+    if m is None:
+        return None
+    return m.group(1) + b"-" + m.group(2) + b"-" + m.group(3), m.group(4) is not None
+
+
+def _gzip_blocks(read: Callable[[int], bytes], limit: int) -> Iterator[bytes]:
+    """Decompressed text in blocks that end on a line end (the last one may not).
+
+    A stream that breaks off (a truncated or corrupt .gz) still yields what was decompressed
+    before the error, then raises it.
+    """
+    carry = b""
+    total = 0
+    pending: list[bytes] = []
+    pending_size = 0
+    failure: Optional[BaseException] = None
+    while total < limit:
+        try:
+            chunk = read(BLOCK)
+        except (OSError, EOFError, zlib.error) as exc:
+            failure = exc
+            break
+        if not chunk:
+            break
+        total += len(chunk)
+        pending.append(chunk)
+        pending_size += len(chunk)
+        if pending_size < GZ_BLOCK:
+            continue
+        data = carry + b"".join(pending)
+        pending, pending_size = [], 0
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            # One line longer than the block: keep its head, drop the rest of it.
+            carry = data[:MAX_LINE]
+            continue
+        yield data[: cut + 1]
+        carry = data[cut + 1 :]
+    rest = carry + b"".join(pending)
+    if rest:
+        yield rest
+    if failure is not None:
+        raise failure
+
+
+def _last_date(block: bytes) -> Optional[bytes]:
+    """The date of the last record start within the last 4 KiB of a block."""
+    end = len(block) - 1 if block.endswith(b"\n") else len(block)
+    floor = max(0, end - 4096)
+    while end > floor:
+        nl = block.rfind(b"\n", floor, end)
+        found = _record_date(block[nl + 1 : end].lstrip(b"\x00"))
+        if found is not None:
+            return found[0]
+        if nl < 0:
+            break
+        end = nl
+    return None
 
 
 def _scan_gzip(
-    fh: BinaryIO, path: str, start: datetime, end: datetime, budget: _Budget
+    fh: BinaryIO,
+    path: str,
+    start: datetime,
+    end: datetime,
+    budget: _Budget,
+    keep_verbose: bool,
 ) -> tuple[_FileResult, Optional[InputError]]:
-    """Records of a .gz rotation inside [start, end]; memory bounded (the newest are kept)."""
+    """Records of a .gz rotation inside [start, end]; memory bounded (the newest are kept).
+
+    The text must be decompressed from its start. Blocks whose last record is dated before
+    the window's first day are only counted (newlines), never split into lines; after that,
+    records are grouped with a cheap date match and only the newest that fit the window's
+    caps are parsed.
+    """
     out = _FileResult()
-    kept: deque[LogRecord] = deque()
-    text = 0
+    first_day = start.strftime("%Y-%m-%d").encode()
     gz = gzip.GzipFile(fileobj=fh, mode="rb")
     consumed = 0
     err: Optional[InputError] = None
@@ -447,28 +521,67 @@ def _scan_gzip(
         consumed += len(data)
         return data
 
-    first_day = start.strftime("%Y-%m-%d").encode()
-    lines = _skip_older(_lines_forward(read, MAX_SCAN_BYTES), first_day)
+    # (offset, line number, lines) of raw records; the newest kept, within the caps.
+    kept: deque[tuple[int, int, list[bytes]]] = deque()
+    kept_bytes = 0
+    max_kept_bytes = 2 * max(budget.text, 0)
+    cur: Optional[list[bytes]] = None
+    cur_size = 0
+    offset = 0
+    lineno = 0
+    in_window = False
     try:
-        for tail, head, offset, lineno in _group_forward(lines):
-            if head[0] < start or head[0] > end:
-                continue
-            rec = _record(head, tail, path, offset, lineno)
-            kept.append(rec)
-            text += len(rec.message)
-            while kept and (len(kept) > budget.records or text > budget.text):
-                text -= len(kept.popleft().message)
-                out.capped = True
+        for block in _gzip_blocks(read, MAX_SCAN_BYTES):
+            if not in_window:
+                last = _last_date(block)
+                if last is not None and last < first_day:
+                    offset += len(block)
+                    lineno += block.count(b"\n")
+                    continue
+                in_window = True
+            pos = 0
+            size = len(block)
+            while pos < size:
+                nl = block.find(b"\n", pos)
+                stop = size if nl < 0 else nl
+                raw = block[pos : min(stop, pos + MAX_RECORD_TEXT)]
+                lineno += 1
+                found = _record_date(raw.lstrip(b"\x00"))
+                if found is not None:
+                    day, verbose = found
+                    cur = None
+                    if day >= first_day and (keep_verbose or not verbose):
+                        cur, cur_size = [raw], len(raw)
+                        kept.append((offset + pos, lineno, cur))
+                        kept_bytes += len(raw)
+                elif cur is not None and cur_size < MAX_RECORD_TEXT:
+                    cur.append(raw)
+                    cur_size += len(raw) + 1
+                    kept_bytes += len(raw)
+                while kept and (len(kept) > budget.records or kept_bytes > max_kept_bytes):
+                    kept_bytes -= sum(len(x) for x in kept.popleft()[2])
+                    out.capped = True
+                pos = stop + 1
+            offset += size
     except (OSError, EOFError, zlib.error) as exc:
         err = InputError(path, f"not a readable gzip file: {exc}")
+    records: list[LogRecord] = []
+    for rec_offset, rec_line, lines in kept:
+        tail = [_decode(x) for x in lines[1:]]
+        head = parse_head(_decode(lines[0]))
+        if head is None or head[0] < start or head[0] > end:
+            continue
+        records.append(_record(head, _trim_tail(tail), path, rec_offset, rec_line))
+    # The text cap: keep the newest that fit.
+    keep_from = len(records)
+    while keep_from > 0 and budget.take(len(records[keep_from - 1].message)):
+        keep_from -= 1
+    out.capped = out.capped or keep_from > 0
+    out.records = records[keep_from:]
+    out.note = "window cap reached; older records not kept" if out.capped else ""
     if consumed >= MAX_SCAN_BYTES:
         out.note = "stopped at the byte cap"
-    if out.capped:
-        out.note = "window cap reached; older records not kept"
     out.bytes_read = consumed
-    out.records = list(kept)
-    for rec in out.records:
-        budget.take(len(rec.message))
     return out, err
 
 
@@ -528,8 +641,14 @@ def rotations(root: Root) -> list[str]:
     return [f"{LOG_DIR}/{name}" for _, name in sorted(keyed)]
 
 
-def read_window(root: Root, start: datetime, end: datetime) -> LogWindow:
-    """The agent log records inside [start, end], reading no more than the window needs."""
+def read_window(
+    root: Root, start: datetime, end: datetime, *, keep_verbose: bool = False
+) -> LogWindow:
+    """The agent log records inside [start, end], reading no more than the window needs.
+
+    VERBOSE records (what Logs.Verbose=y adds, many per second) are left out unless asked
+    for: no check reads them, and they would crowd the window's caps.
+    """
     budget = _Budget()
     per_file: list[list[LogRecord]] = []  # newest file first
     files: list[LogFile] = []
@@ -552,11 +671,11 @@ def read_window(root: Root, start: datetime, end: datetime) -> LogWindow:
             with root.open(path) as fh:
                 size = os.fstat(fh.fileno()).st_size
                 if compressed:
-                    res, err = _scan_gzip(fh, path, start, end, budget)
+                    res, err = _scan_gzip(fh, path, start, end, budget, keep_verbose)
                     if err is not None:
                         errors.append(err)
                 else:
-                    res = _scan_backward(fh, path, size, start, end, budget)
+                    res = _scan_backward(fh, path, size, start, end, budget, keep_verbose)
         except InputError as exc:
             if exc.missing and path == AGENT_LOG:
                 present = False
