@@ -4,7 +4,7 @@ The tree (generated once, cached under benchmarks/.data/) is a VM that has lived
 an 8 GiB apparent-size set of logs (a 3 GiB waagent.log whose head is a sparse hole, eleven
 gzip rotations of which the newest holds the rest of the look-back window, a 4 GiB
 extension.log and a 1 GiB shell.log of the backup extension), 50 extension handler folders
-and 50 goal-state history folders. Goals: under 1 s and under 60 MiB per run.
+and 50 goal-state history folders. Goals: under 1 s (median run) and under 60 MiB (every run).
 
 Environment: BENCH_RUNS (default 5) runs; BENCH_REGENERATE=1 rebuilds the tree.
 """
@@ -446,9 +446,11 @@ def main() -> int:
     bad = [f"{c.get('name')}={c.get('status')}" for c in checks if c.get("status") == "error"]
     if bad:
         out.write(f"  checks in error: {', '.join(bad)}\n")
+    # Wall time is judged on the median (the machine may be busy with other work); memory
+    # does not depend on load, so its worst run is judged.
     worst_wall = max(walls)
     worst_peak = max(peaks)
-    ok_wall = worst_wall < GOAL_SECONDS
+    ok_wall = statistics.median(walls) < GOAL_SECONDS
     ok_peak = worst_peak < GOAL_MIB
     out.write(f"\n  {'measure':<22}{'min':>9}{'median':>9}{'max':>9}{'goal':>9}  result\n")
     out.write(
