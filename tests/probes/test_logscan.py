@@ -536,3 +536,13 @@ def test_gzip_line_numbers_after_skipped_blocks(tmp_path: Path) -> None:
     assert first.message.startswith("new\n  more\n" + "x" * 100)
     assert len(first.message) <= logscan.MAX_RECORD_TEXT
     assert window.files[0].bytes_read > 2_000_000
+
+
+def test_read_new_leaves_out_verbose_like_the_window(tmp_path: Path) -> None:
+    """read_new drops VERBOSE records unless keep_verbose, as read_window does."""
+    root = guest(tmp_path)
+    write_log(root, [info(AS_OF, "a"), at(AS_OF, line_with("Report vm agent status"))])
+    recs, _ = read_new(Root(root), LogCursor())
+    assert [r.level for r in recs] == ["INFO"]
+    recs, _ = read_new(Root(root), LogCursor(), keep_verbose=True)
+    assert [r.level for r in recs] == ["INFO", "VERBOSE"]

@@ -809,7 +809,11 @@ def cursor_at_end(root: Root) -> LogCursor:
 
 
 def read_new(
-    root: Root, cursor: Optional[LogCursor], max_bytes: int = 4 * 1024 * 1024
+    root: Root,
+    cursor: Optional[LogCursor],
+    max_bytes: int = 4 * 1024 * 1024,
+    *,
+    keep_verbose: bool = False,
 ) -> tuple[tuple[LogRecord, ...], LogCursor]:
     """Records appended to the live log since the cursor, and the cursor after them.
 
@@ -818,7 +822,8 @@ def read_new(
     dateext name), then the new file from its start; after a truncation (copytruncate) the
     file is read from its start. At most about max_bytes are read per call; when more
     follows, the last record (which may still get continuation lines) waits for the next
-    call. Raises InputError when the live log is not a readable regular file.
+    call. VERBOSE records are left out unless keep_verbose (as in read_window). Raises
+    InputError when the live log is not a readable regular file.
     """
     if cursor is None:
         return (), cursor_at_end(root)
@@ -843,11 +848,15 @@ def read_new(
                 recs, used, unfinished = old
                 records.extend(recs)
                 if unfinished is not None:
+                    if not keep_verbose:
+                        records = [r for r in records if r.level != "VERBOSE"]
                     return tuple(records), unfinished
                 budget = max(budget - used, 1)
             start, line = 0, 0
         recs, cur = _read_from(fh, AGENT_LOG, st, start, line, budget)
         records.extend(recs)
+    if not keep_verbose:
+        records = [r for r in records if r.level != "VERBOSE"]
     return tuple(records), cur
 
 
