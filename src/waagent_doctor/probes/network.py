@@ -495,7 +495,8 @@ def _tls(target: Target, clock: _Clock) -> int:
             raise
     else:
         sock = _connect(target.host, target.port, clock)
-    ctx = ssl.create_default_context()
+    # No CA store is loaded (it is not used, and loading it costs about 1 MiB per cycle).
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     try:
