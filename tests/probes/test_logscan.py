@@ -546,3 +546,12 @@ def test_read_new_leaves_out_verbose_like_the_window(tmp_path: Path) -> None:
     assert [r.level for r in recs] == ["INFO"]
     recs, _ = read_new(Root(root), LogCursor(), keep_verbose=True)
     assert [r.level for r in recs] == ["INFO", "VERBOSE"]
+
+
+def test_newest_record_time_from_a_gzip_rotation(tmp_path: Path) -> None:
+    """The agent's logrotate compresses at once: the newest time may come from a .gz."""
+    root = guest(tmp_path)
+    (root / "var" / "log" / "waagent.log").write_bytes(b"")
+    lines = [info(AS_OF - timedelta(seconds=50000 - i), f"r{i}") for i in range(50000)]
+    write_log(root, [*lines, "  continuation"], "waagent.log-2025-09-06-1757160000.gz")
+    assert logscan.newest_record_time(Root(root)) == AS_OF - timedelta(seconds=1)

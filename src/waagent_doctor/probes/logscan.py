@@ -48,8 +48,6 @@ MAX_SCAN_BYTES = 64 * 1024 * 1024  # bytes read (or decompressed) per file, at m
 LINE_COUNT_MAX = 8 * 1024 * 1024  # count lines only when the unread head is at most this
 TAIL_SCAN = 1024 * 1024  # newest_record_time looks at most this far back in one file
 
-LEVELS = ("VERBOSE", "INFO", "WARNING", "ERROR")
-
 # 2019-11-27T22:22:48.123985Z ...   (agent 2.2.46 and later, UTC)
 # 2021/03/30 19:35:35.971742 ...    (older agents, and extensions without fraction)
 _HEAD = re.compile(
@@ -395,42 +393,6 @@ def _scan_backward(
 
 
 # -- reading a .gz rotation forward ---------------------------------------------------------------
-def _lines_forward(read: Callable[[int], bytes], limit: int) -> Iterator[tuple[int, bytes]]:
-    """Yield (offset, line) reading forward; lines cut at MAX_LINE; stop after limit bytes."""
-    offset = 0  # offset of the start of `carry`
-    carry = b""
-    skipping = False  # inside an over-long line whose kept head was already yielded
-    total = 0
-    while total < limit:
-        chunk = read(BLOCK)
-        if not chunk:
-            break
-        total += len(chunk)
-        data = carry + chunk
-        base = offset
-        pos = 0
-        while True:
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                break
-            if skipping:
-                skipping = False
-            else:
-                yield base + pos, data[pos:nl][:MAX_LINE]
-            pos = nl + 1
-        rest = data[pos:]
-        if skipping:
-            carry, offset = b"", base + len(data)
-        elif len(rest) > MAX_LINE:
-            yield base + pos, rest[:MAX_LINE]
-            skipping = True
-            carry, offset = b"", base + len(data)
-        else:
-            carry, offset = rest, base + pos
-    if carry and not skipping:
-        yield offset, carry
-
-
 def _record_date(raw: bytes) -> Optional[tuple[bytes, bool]]:
     """(b"YYYY-MM-DD", is VERBOSE) when raw starts a record, else None."""
     m = _DATE_B.match(raw)
@@ -750,18 +712,23 @@ def _newest_backward(fh: BinaryIO, size: int) -> Optional[datetime]:
 
 
 def _newest_in_gzip(fh: BinaryIO) -> Optional[datetime]:
+    """The newest record time of a .gz: decompress it, then look at its last lines only."""
     gz = gzip.GzipFile(fileobj=fh, mode="rb")
-    newest: Optional[datetime] = None
+    tail = b""
+    try:
+        for block in _gzip_blocks(gz.read, MAX_SCAN_BYTES):
+            tail = (tail + block)[-2 * GZ_BLOCK :]
+    except (OSError, EOFError, zlib.error):
+        pass  # a truncated rotation: its readable part still tells
     fallback: Optional[datetime] = None
-    for _, raw in _lines_forward(gz.read, MAX_SCAN_BYTES):
-        text = _decode(raw)
+    for raw in reversed(tail.split(b"\n")):
+        text = _decode(raw[:MAX_LINE])
         head = parse_head(text) if text[:1].isdigit() else None
         if head is not None:
             if head[1]:
-                newest = head[0]
-            else:
-                fallback = head[0]
-    return newest or fallback
+                return head[0]
+            fallback = fallback or head[0]
+    return fallback
 
 
 # -- incremental reading (the daemon) ------------------------------------------------------------
