@@ -61,16 +61,28 @@ def restart(env: ActionEnv, verb: str = "restart") -> Outcome:
         why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[0]
         return Outcome(False, f"systemctl {verb} {unit} failed: {why}")
 
+    old_start = before.inactive_exit if before is not None else None
+
     def renewed(u: sd.UnitState) -> bool:
         return u.active_state == "active" and u.main_pid not in (0, old_pid)
 
-    after = wait_until(runner, unit, renewed, env.wait)
+    def died(u: sd.UnitState) -> bool:
+        # Started again (a newer InactiveExitTimestamp) and already down: no need to wait.
+        # (The probe derives the time from a monotonic value: allow for clock-read jitter.)
+        started = u.inactive_exit is not None and (
+            old_start is None or (u.inactive_exit - old_start).total_seconds() > 0.05
+        )
+        return started and u.active_state in ("failed", "inactive")
+
+    after = wait_until(runner, unit, lambda u: renewed(u) or died(u), env.wait)
     if after is not None and renewed(after):
         return Outcome(
             True,
             f"{unit} active again with MainPID {after.main_pid} (was {old_pid or 'none'})",
             extra={"old_pid": str(old_pid), "new_pid": str(after.main_pid)},
         )
+    if after is not None and died(after):
+        return Outcome(False, f"{unit} started but stopped again at once: {describe(after)}")
     return Outcome(
         False,
         f"{unit} not active with a new MainPID after {VERIFY_SECONDS:g}s: {describe(after)}",
