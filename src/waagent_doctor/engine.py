@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-import structlog
-
 from waagent_doctor import __version__
 from waagent_doctor.checks import CheckSpec, Context, all_checks
 from waagent_doctor.config import Settings
@@ -23,8 +21,6 @@ from waagent_doctor.model import (
 from waagent_doctor.paths import InputError
 from waagent_doctor.probes import ProbeError, ProbeSkipped
 from waagent_doctor.snapshot import Snapshot
-
-log = structlog.get_logger("waagent_doctor.engine")
 
 OFFLINE_SKIP = "offline analysis (--root): live probes do not run"
 
@@ -70,8 +66,11 @@ def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
         ctx.skip(str(exc))
     except ProbeError as exc:
         ctx.error(str(exc))
-    except Exception as exc:
-        log.exception("check.crashed", check=spec.name)
+    except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
+        # structlog is imported only here: `check` stays light (it pulls in asyncio).
+        import structlog
+
+        structlog.get_logger("waagent_doctor.engine").exception("check.crashed", check=spec.name)
         ctx.error(f"internal error: {type(exc).__name__}: {exc}")
     if ctx.errors:
         status, reason = CheckStatus.ERROR, "; ".join(dict.fromkeys(ctx.errors))
