@@ -38,7 +38,7 @@ set -euo pipefail
 
 SUITE=bookworm
 # Bump when the recipe changes in a way the package lists below do not show.
-RECIPE_VERSION=3
+RECIPE_VERSION=4
 DEB_PACKAGES=(
     systemd systemd-sysv dbus
     python3 python3-venv python3-systemd python3-psutil
@@ -60,6 +60,8 @@ die() { log "ERROR: $*"; exit 1; }
 
 FORCE=0
 CHECK=0
+TMP=""
+BUILD_LOG=""
 for arg in "$@"; do
     case "$arg" in
         --force) FORCE=1 ;;
@@ -73,7 +75,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PROJECT_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 ROOTFS=${WAAGENT_DOCTOR_TESTBED_ROOTFS:-/var/cache/waagent-doctor/testbed-rootfs}
 ROOTFS=${ROOTFS%/}
-[ -n "$ROOTFS" ] && [ "$ROOTFS" != / ] || die "refusing to use '/' as the root filesystem"
+if [ -z "$ROOTFS" ] || [ "$ROOTFS" = / ]; then die "refusing to use '/' as the root filesystem"; fi
 
 # --- the recipe and its hash --------------------------------------------------------------------
 pip_deps() {
@@ -124,9 +126,11 @@ command -v systemd-nspawn >/dev/null \
     || die "systemd-nspawn not found: apt-get install -y systemd-container"
 
 mkdir -p "$(dirname "$ROOTFS")"
-exec 9>"$ROOTFS.lock"
+# Exclusive: running testbeds hold this lock shared (tests/system/testbed.py), so the old tree is
+# never swapped out from under a booted container; a second build waits for the first.
+exec 9>>"$ROOTFS.lock"
 if ! flock -n 9; then
-    log "another build holds $ROOTFS.lock; waiting for it"
+    log "$ROOTFS.lock is held (another build, or a running testbed); waiting for it"
     flock 9
 fi
 # Somebody else may have finished the same build while we waited.
@@ -200,18 +204,18 @@ cleanup() {
         unmount_under "$TMP"
         rm -rf --one-file-system "$TMP"
     fi
-    if [ "$rc" != 0 ] && [ -f "$BUILD_LOG" ]; then
+    if [ "$rc" != 0 ] && [ -n "$BUILD_LOG" ] && [ -f "$BUILD_LOG" ]; then
         log "build failed (rc=$rc); last lines of the build log:"
         # Never echo the mirror's address.
         tail -n 40 "$BUILD_LOG" | sed "s#${MIRROR//#/\\#}#<mirror>#g" >&2 || true
     fi
-    rm -f "$BUILD_LOG"
+    if [ -n "$BUILD_LOG" ]; then rm -f "$BUILD_LOG"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
 include=$(IFS=,; echo "${DEB_PACKAGES[*]}")
-log "debootstrap $SUITE (minbase + ${#DEB_PACKAGES[@]} packages) into $TMP (mirror from apt sources)"
+log "debootstrap $SUITE (minbase + ${#DEB_PACKAGES[@]} packages) into $TMP (mirror: host apt sources or WAAGENT_DOCTOR_DEBIAN_MIRROR)"
 debootstrap --variant=minbase --components=main --include="$include" \
     "$SUITE" "$TMP" "$MIRROR" >>"$BUILD_LOG" 2>&1 || die "debootstrap failed"
 log "debootstrap done after $(( $(date +%s) - START )) s"
@@ -243,6 +247,7 @@ for v in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST http_proxy https_pro
          HTTP_PROXY HTTPS_PROXY NO_PROXY; do
     if [ -n "${!v:-}" ]; then nspawn_args+=("--setenv=$v=${!v}"); fi
 done
+# shellcheck disable=SC2016  # the single-quoted script expands its own "$0"/"$@" inside
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn "${nspawn_args[@]}" \
     /bin/sh -ec '
         python3 -m venv --system-site-packages "$0"
@@ -255,6 +260,7 @@ log "venv done after $(( $(date +%s) - START )) s"
 
 # Drop what only the build needed.
 rm -rf "$TMP"/var/lib/apt/lists/* "$TMP"/var/cache/apt/*.bin "$TMP"/debootstrap
+rm -f "$TMP/var/log/bootstrap.log"  # names the mirror
 find "$TMP/var/cache/apt/archives" -name '*.deb' -delete 2>/dev/null || true
 rm -rf "$TMP/root/.cache" "$TMP"/tmp/* "$TMP"/var/tmp/*
 [ -x "$TMP/lib/systemd/systemd" ] || die "no systemd in the built tree"
