@@ -44,6 +44,7 @@ DEB_PACKAGES=(
     python3 python3-venv python3-systemd python3-psutil
     procps iproute2 ca-certificates
     waagent
+    rpm  # tests/packaging: `rpm -i --nodeps` runs the .rpm's scriptlets under real systemd
 )
 # Used when pyproject.toml cannot be read; keep in step with [project].dependencies.
 FALLBACK_PIP_DEPS=(
