@@ -153,6 +153,7 @@ class _Run:
         self.used = 0
         self.entries: list[_Entry] = []
         self.names: set[str] = set()
+        self.skipped: set[str] = set()
         self.deadline_hit = False
 
     # -- helpers ----------------------------------------------------------------------------
@@ -169,6 +170,9 @@ class _Run:
         return name
 
     def skip(self, guest: str, reason: str, kind: str = "file", **extra: Any) -> None:
+        if guest in self.skipped:
+            return
+        self.skipped.add(guest)
         e = _Entry(guest_path=guest, kind=kind, skipped=True, reason=reason)
         e.extra.update(extra)
         self.entries.append(e)
@@ -835,7 +839,8 @@ def _add_report(run: _Run, report: Optional[Report], error: Optional[str], now: 
             name = run.name_for("/report.json")
             taken, count = run.add_memory(name, data, now.timestamp())
             e = _Entry("report.json", kind="report", archive_path=name, size=len(data))
-            e.taken, e.source_bytes, e.redactions, e.priority = taken, len(data), count, 0
+            e.taken, e.source_bytes, e.redactions = taken, len(data), count
+            e.priority = spec.P_REPORT
             run.entries.append(e)
             return True
         except Exception as exc:  # noqa: BLE001 - a report that cannot be serialised
@@ -843,9 +848,9 @@ def _add_report(run: _Run, report: Optional[Report], error: Optional[str], now: 
     text = f"No diagnosis in this bundle: {error or 'not run'}\n".encode()
     name = run.name_for("/report-error.txt")
     taken, count = run.add_memory(name, text, now.timestamp())
-    run.entries.append(
-        _Entry("report-error.txt", kind="report", archive_path=name, size=len(text), taken=taken)
-    )
+    e = _Entry("report-error.txt", kind="report", archive_path=name, size=len(text), taken=taken)
+    e.source_bytes, e.redactions, e.priority = len(text), count, spec.P_REPORT
+    run.entries.append(e)
     return False
 
 
