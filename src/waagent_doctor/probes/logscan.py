@@ -21,6 +21,7 @@ time without a zone. Those are taken as UTC (the Azure images' default time zone
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import os
 import re
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, Optional, Protocol
 
 from waagent_doctor.config import Settings
 from waagent_doctor.host import Host
@@ -71,9 +72,7 @@ _LEVEL_ONLY = re.compile(r"(VERBOSE|INFO|WARNING|ERROR)(?: (.*))?$", re.DOTALL)
 _EXTENSION = re.compile(r"(?:(\[[^\]]+\]) )?(.*)$", re.DOTALL)
 
 # The date of a record start, in bytes: "2025-01-01T..." or "2025/01/01 ..."
-_DATE_B = re.compile(
-    rb"(\d{4})[-/](\d{2})[-/](\d{2})[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?Z? ?(VERBOSE )?"
-)
+_DATE_B = re.compile(rb"(\d{4})[-/](\d{2})[-/](\d{2})[T ]\d{2}:\d{2}:\d{2}")
 
 # waagent.log.1, waagent.log.2.gz
 _NUMBERED = re.compile(r"waagent\.log\.(\d+)(\.gz)?$")
@@ -243,11 +242,49 @@ def _trim_tail(tail: list[str]) -> list[str]:
 
 
 # -- reading a file backwards ----------------------------------------------------------------------
+class _Seekable(Protocol):
+    """What the backward reader needs of a file: an open guest file or _Blocks."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Blocks:
+    """Consecutive byte blocks read like one file (the kept tail of a .gz, never joined)."""
+
+    def __init__(self, blocks: list[bytes]) -> None:
+        self.blocks = blocks
+        self.starts: list[int] = []
+        total = 0
+        for b in blocks:
+            self.starts.append(total)
+            total += len(b)
+        self.size = total
+        self.pos = 0
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        self.pos = offset
+        return offset
+
+    def read(self, size: int = -1, /) -> bytes:
+        end = self.size if size < 0 else min(self.size, self.pos + size)
+        parts = []
+        i = max(bisect.bisect_right(self.starts, self.pos) - 1, 0)
+        while self.pos < end and i < len(self.blocks):
+            block, base = self.blocks[i], self.starts[i]
+            piece = block[self.pos - base : end - base]
+            parts.append(piece)
+            self.pos += len(piece)
+            i += 1
+        return b"".join(parts)
+
+
 class _ScanStop(Exception):
     """The backward scan met a line longer than MAX_LINE_SCAN: the rest is not a log."""
 
 
-def _lines_backward(fh: BinaryIO, size: int, budget: int) -> Iterator[tuple[int, bytes]]:
+def _lines_backward(fh: _Seekable, size: int, budget: int) -> Iterator[tuple[int, bytes]]:
     """Yield (offset, line) from the last line to the first, each cut at MAX_LINE bytes.
 
     Leading NULs of a line are dropped before it is cut: after an unclean shutdown the agent
@@ -320,7 +357,7 @@ class _FileResult:
     note: str = ""
 
 
-def _count_newlines(fh: BinaryIO, end: int) -> int:
+def _count_newlines(fh: _Seekable, end: int) -> int:
     fh.seek(0)
     left = end
     count = 0
@@ -334,19 +371,25 @@ def _count_newlines(fh: BinaryIO, end: int) -> int:
 
 
 def _scan_backward(
-    fh: BinaryIO,
+    fh: _Seekable,
     path: str,
     size: int,
     start: datetime,
     end: datetime,
     budget: _Budget,
     keep_verbose: bool,
+    base: tuple[int, int] = (0, 0),
 ) -> _FileResult:
-    """Records of one plain file inside [start, end], reading from its end."""
+    """Records of one plain file inside [start, end], reading from its end.
+
+    base: (byte offset, lines) that come before fh's text (a .gz's skipped part).
+    """
     out = _FileResult()
     # (head, continuation lines, offset, index of its first line counted from the end)
     found: list[tuple[_Head, list[str], int, int]] = []
-    pending: list[str] = []  # continuation lines (newest first) of a record not yet met
+    # Continuation lines (newest first) of a record not yet met; past the record cap the newest
+    # are dropped, so the lines right after the record's first line are the ones kept.
+    pending: deque[str] = deque()
     pending_size = 0
     k = 0  # lines seen, from the end
     lo = size  # offset of the oldest line seen
@@ -359,16 +402,18 @@ def _scan_backward(
             text = _decode(line)
             head = parse_head(text) if text[:1].isdigit() else None
             if head is None:
-                if pending_size < MAX_RECORD_TEXT:
-                    pending.append(text)
-                    pending_size += len(text) + 1
+                pending.append(text)
+                pending_size += len(text) + 1
+                while pending_size > MAX_RECORD_TEXT and len(pending) > 1:
+                    pending_size -= len(pending.popleft()) + 1
                 if since_head > JUNK_RUN:
                     out.note = "stopped at a long run without records"
                     break
                 continue
             since_head = 0
-            tail = _trim_tail(pending[::-1])
-            pending, pending_size = [], 0
+            tail = _trim_tail(list(reversed(pending)))
+            pending.clear()
+            pending_size = 0
             when = head[0]
             if when < start:
                 if head[1]:  # an agent record older than the window: done
@@ -387,18 +432,16 @@ def _scan_backward(
     out.bytes_read = size - lo
     before = _count_newlines(fh, lo) if lo <= LINE_COUNT_MAX else None
     for head, tail, offset, idx in reversed(found):
-        line_no = None if before is None else before + 1 + (k - idx)
-        out.records.append(_record(head, tail, path, offset, line_no))
+        line_no = None if before is None else base[1] + before + 1 + (k - idx)
+        out.records.append(_record(head, tail, path, base[0] + offset, line_no))
     return out
 
 
 # -- reading a .gz rotation forward ---------------------------------------------------------------
-def _record_date(raw: bytes) -> Optional[tuple[bytes, bool]]:
-    """(b"YYYY-MM-DD", is VERBOSE) when raw starts a record, else None."""
+def _record_date(raw: bytes) -> Optional[bytes]:
+    """b"YYYY-MM-DD" when raw starts a record, else None."""
     m = _DATE_B.match(raw)
-    if m is None:
-        return None
-    return m.group(1) + b"-" + m.group(2) + b"-" + m.group(3), m.group(4) is not None
+    return None if m is None else m.group(1) + b"-" + m.group(2) + b"-" + m.group(3)
 
 
 def _gzip_blocks(read: Callable[[int], bytes], limit: int) -> Iterator[bytes]:
@@ -449,7 +492,7 @@ def _last_date(block: bytes) -> Optional[bytes]:
         nl = block.rfind(b"\n", floor, end)
         found = _record_date(block[nl + 1 : end].lstrip(b"\x00"))
         if found is not None:
-            return found[0]
+            return found
         if nl < 0:
             break
         end = nl
@@ -467,11 +510,10 @@ def _scan_gzip(
     """Records of a .gz rotation inside [start, end]; memory bounded (the newest are kept).
 
     The text must be decompressed from its start. Blocks whose last record is dated before
-    the window's first day are only counted (newlines), never split into lines; after that,
-    records are grouped with a cheap date match and only the newest that fit the window's
-    caps are parsed.
+    the window's first day are only counted (newlines). The rest is kept in a ring of at most
+    the window's remaining text cap (the newest part), which is then read backwards like a
+    plain file, so only what fits the window is parsed.
     """
-    out = _FileResult()
     first_day = start.strftime("%Y-%m-%d").encode()
     gz = gzip.GzipFile(fileobj=fh, mode="rb")
     consumed = 0
@@ -483,64 +525,39 @@ def _scan_gzip(
         consumed += len(data)
         return data
 
-    # (offset, line number, lines) of raw records; the newest kept, within the caps.
-    kept: deque[tuple[int, int, list[bytes]]] = deque()
-    kept_bytes = 0
-    max_kept_bytes = 2 * max(budget.text, 0)
-    cur: Optional[list[bytes]] = None
-    cur_size = 0
-    offset = 0
-    lineno = 0
-    in_window = False
+    ring: deque[bytes] = deque()
+    ring_bytes = 0
+    cap = max(budget.text, 0) + GZ_BLOCK
+    offset = 0  # bytes before the ring
+    lines = 0  # lines before the ring
+    skipped_old = False
+    dropped = False
     try:
         for block in _gzip_blocks(read, MAX_SCAN_BYTES):
-            if not in_window:
+            if not ring:
                 last = _last_date(block)
                 if last is not None and last < first_day:
                     offset += len(block)
-                    lineno += block.count(b"\n")
+                    lines += block.count(b"\n")
+                    skipped_old = True
                     continue
-                in_window = True
-            pos = 0
-            size = len(block)
-            while pos < size:
-                nl = block.find(b"\n", pos)
-                stop = size if nl < 0 else nl
-                raw = block[pos : min(stop, pos + MAX_RECORD_TEXT)]
-                lineno += 1
-                found = _record_date(raw.lstrip(b"\x00"))
-                if found is not None:
-                    day, verbose = found
-                    cur = None
-                    if day >= first_day and (keep_verbose or not verbose):
-                        cur, cur_size = [raw], len(raw)
-                        kept.append((offset + pos, lineno, cur))
-                        kept_bytes += len(raw)
-                elif cur is not None and cur_size < MAX_RECORD_TEXT:
-                    cur.append(raw)
-                    cur_size += len(raw) + 1
-                    kept_bytes += len(raw)
-                while kept and (len(kept) > budget.records or kept_bytes > max_kept_bytes):
-                    kept_bytes -= sum(len(x) for x in kept.popleft()[2])
-                    out.capped = True
-                pos = stop + 1
-            offset += size
+            ring.append(block)
+            ring_bytes += len(block)
+            while ring_bytes - len(ring[0]) >= cap:
+                old = ring.popleft()
+                ring_bytes -= len(old)
+                offset += len(old)
+                lines += old.count(b"\n")
+                dropped = True
     except (OSError, EOFError, zlib.error) as exc:
         err = InputError(path, f"not a readable gzip file: {exc}")
-    records: list[LogRecord] = []
-    for rec_offset, rec_line, lines in kept:
-        tail = [_decode(x) for x in lines[1:]]
-        head = parse_head(_decode(lines[0]))
-        if head is None or head[0] < start or head[0] > end:
-            continue
-        records.append(_record(head, _trim_tail(tail), path, rec_offset, rec_line))
-    # The text cap: keep the newest that fit.
-    keep_from = len(records)
-    while keep_from > 0 and budget.take(len(records[keep_from - 1].message)):
-        keep_from -= 1
-    out.capped = out.capped or keep_from > 0
-    out.records = records[keep_from:]
-    out.note = "window cap reached; older records not kept" if out.capped else ""
+    text = _Blocks(list(ring))
+    ring.clear()
+    out = _scan_backward(text, path, text.size, start, end, budget, keep_verbose, (offset, lines))
+    out.older_seen = out.older_seen or skipped_old
+    if dropped and not out.older_seen:
+        out.capped = True
+        out.note = "window cap reached; older records not kept"
     if consumed >= MAX_SCAN_BYTES:
         out.note = "stopped at the byte cap"
     out.bytes_read = consumed
