@@ -43,7 +43,7 @@ PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 MANYLINUX = "manylinux2014"
 MAINTAINER = os.environ.get(
-    "WAAGENT_DOCTOR_MAINTAINER", "waagent-doctor maintainers <maintainers@waagent-doctor.org>"
+    "WAAGENT_DOCTOR_MAINTAINER", "waagent-doctor maintainers <maintainers@waagent-doctor.example>"
 )
 SUMMARY = "Diagnose and heal the Azure Linux VM agent and the VM backup extension"
 DESCRIPTION = """\
@@ -668,8 +668,8 @@ def render_manpage(version: str, date: dt.date) -> str:
         ".SH DESCRIPTION",
         ".B waagent\\-doctor",
         "finds out why Azure VM backups fail with",
-        '.I "Could not communicate with the VM agent for snapshot status \\- Snapshot VM'
-        ' sub\\-task timed out".',
+        "\\fICould not communicate with the VM agent for snapshot status \\- Snapshot VM"
+        " sub\\-task timed out\\fR.",
         "It watches the Azure VM agent (WALinuxAgent) and the backup extension",
         "(Microsoft.Azure.RecoveryServices.VMSnapshotLinux) and names which of the four causes",
         "applies, with evidence: 1 network access (WireServer, HostGAPlugin, Azure Storage,",
