@@ -24,8 +24,8 @@ host-deps:
 	@scripts/install-host-deps.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks packaging
+	$(VENV)/bin/ruff format --check src tests benchmarks packaging
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -35,11 +35,20 @@ unit: $(STAMP)
 
 # The README's test command: every quality gate.
 test: host-deps
-	$(MAKE) lint typecheck unit
+	$(MAKE) lint typecheck deb rpm unit
 
 # The README's main job: diagnose the embedded broken VM tree.
 demo: $(STAMP)
 	@$(VENV)/bin/waagent-doctor check --root $(SAMPLE); echo "(waagent-doctor check exited with status $$?: 0 ok, 1 warning, 2 critical)"
+
+# The packages, into dist/ (packaging/build.py: wheels from PyPI at build time, for amd64 and
+# arm64; ARCH=amd64 for one). The unit tests (tests/packaging) install and check them.
+ARCH ?= amd64,arm64
+deb: $(STAMP)
+	$(PY) packaging/build.py deb --arch $(ARCH)
+
+rpm: $(STAMP)
+	$(PY) packaging/build.py rpm --arch $(ARCH)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
