@@ -731,6 +731,10 @@ def build_bundle(
 
     writer: Optional[TarGzWriter] = None
     ok = False
+    # The compressor thread waits for the GIL after each batch; a shorter switch interval
+    # (restored at the end) keeps it busy while this thread redacts.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, spec.SWITCH_INTERVAL))
     try:
         writer = TarGzWriter(fh, level=spec.GZIP_LEVEL, on_written=on_written)
         run = _Run(host, settings, writer, base, hostname, deadline, progress, folder)
@@ -801,6 +805,7 @@ def build_bundle(
             raise _space_error(folder) from None
         raise BundleError(f"cannot write the bundle in {folder}: {exc.strerror or exc}") from None
     finally:
+        sys.setswitchinterval(switch)
         if not ok:
             if writer is not None:
                 writer.abort()

@@ -44,6 +44,8 @@ ESTIMATED_RATIO = 0.5
 # Diagnosis inside the bundle may use at most this share of the run's deadline.
 DIAGNOSIS_SHARE = 0.4
 GZIP_LEVEL = 6
+# Python's thread switch interval while a bundle is written (the default is 5 ms).
+SWITCH_INTERVAL = 0.0005
 
 BACKUP_EXT = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux"
 HISTORY_DIR = f"{LIB_DIR}/history"
