@@ -265,3 +265,15 @@ def test_not_enough_space_up_front_is_refused(
         assert rc != 0
         assert len(err) == 1 and "not enough free space" in err[0], err
         assert os.listdir(out) == []
+
+
+def test_a_gzip_bomb_is_skipped_not_inflated(tmp_path: Path) -> None:
+    """A rotation that inflates absurdly is skipped with the reason, the rest goes on."""
+    import gzip
+
+    vm = plant(tmp_path / "root", big_log=False)
+    vm.write("/var/log/waagent.log.5.gz", gzip.compress(b"\0" * (400 * MIB), 9))
+    result = build_bundle(_offline(vm), Settings(), output=str(tmp_path / "out"))
+    m = _manifest(Path(result.path))
+    assert "decompresses to more than" in _row(m, "/var/log/waagent.log.5.gz")["reason"]
+    assert _row(m, "/var/log/waagent.log")["status"] == "taken"

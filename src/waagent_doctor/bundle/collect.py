@@ -498,10 +498,14 @@ def _take_compressed(run: _Run, item: _Item) -> None:
 
     total = 0
     corrupt = ""
+    bound = spec.MAX_INFLATE_RATIO * max(item.size, spec.MIB)
     try:
         for chunk in _inflate(raw(), suffix):
             total += len(chunk)
             run.check_time()
+            if total > bound:
+                run.skip(item.guest, f"decompresses to more than {bound // spec.MIB} MiB: skipped")
+                return
     except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:
         corrupt = f"corrupt after {total} bytes ({type(exc).__name__})"
     except InputError as exc:

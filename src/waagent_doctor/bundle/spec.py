@@ -158,6 +158,9 @@ DENY_DIRS: tuple[str, ...] = (DOCTOR_BUNDLES, "/var/lib/waagent-doctor/quarantin
 
 # Compressed rotations are decompressed, redacted and stored as plain text.
 COMPRESSED_SUFFIXES: tuple[str, ...] = (".gz", ".xz", ".bz2")
+# A rotation that inflates more than this many times its size is a bomb, not a log (text
+# logs inflate 5-20x).
+MAX_INFLATE_RATIO = 200
 UNSUPPORTED_SUFFIXES: tuple[str, ...] = (".zst", ".lz4", ".7z", ".rar", ".tar", ".tgz")
 
 
