@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SAMPLE := examples/broken-vm
 
-.PHONY: all venv host-deps lint typecheck unit test demo bench deb rpm clean
+.PHONY: all venv host-deps lint typecheck unit compat test demo bench deb rpm clean
 
 all: test
 
@@ -54,4 +54,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) dist build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv39 dist build .mypy_cache .pytest_cache .ruff_cache
