@@ -87,12 +87,14 @@ def _newest_input() -> float:
     return newest
 
 
-def build_packages(out: Path, release: str = "1", arches: str = "amd64,arm64") -> Built:
-    """Run packaging/build.py all; fail the test with its reason when it cannot build."""
+def build_packages(
+    out: Path, release: str = "1", arches: str = "amd64,arm64", what: str = "all"
+) -> Built:
+    """Run packaging/build.py; fail the test with its reason when it cannot build."""
     for tool in ("dpkg-deb", "rpmbuild"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} not found: scripts/install-host-deps.sh installs it (as root)")
-    cmd = [sys.executable, str(BUILD), "all", "--arch", arches, "--release", release]
+    cmd = [sys.executable, str(BUILD), what, "--arch", arches, "--release", release]
     with planned_subprocess(Path(sys.executable).name):
         res = subprocess.run(
             [*cmd, "--out", str(out)], capture_output=True, text=True, check=False, timeout=900
@@ -118,7 +120,8 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Built:
 @pytest.fixture(scope="session")
 def upgrade_packages(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """Release 2 of the same version, for this machine: the build, not the source, is newer."""
-    return build_packages(tmp_path_factory.mktemp("dist2"), release="2", arches=host_arch())
+    out = tmp_path_factory.mktemp("dist2")
+    return build_packages(out, release="2", arches=host_arch(), what="deb")
 
 
 @pytest.fixture
