@@ -21,10 +21,10 @@ from typing import IO, Callable, Optional, Union
 
 BLOCK = 512
 RECORD = 20 * BLOCK
-_QUEUE_DEPTH = 4  # batches in flight between the caller and the compressor: bounded memory
+_QUEUE_DEPTH = 3  # batches in flight between the caller and the compressor: bounded memory
 # Data is handed to the compressor in batches this large: each handoff costs the worker a
 # wait for the GIL, so fewer, larger handoffs keep it busy.
-_BATCH = 2 * 1024 * 1024
+_BATCH = 1024 * 1024
 
 # 1f8b, deflate, no flags, mtime 0, no extra flags, OS unknown (RFC 1952 section 2.3).
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
