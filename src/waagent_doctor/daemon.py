@@ -213,6 +213,7 @@ class Daemon:
     def wait(self, seconds: float) -> bool:
         """Sleep inside an action, feeding the watchdog; False when the daemon must stop."""
         end = time.monotonic() + seconds
+        self.ping()
         while not self._stop:
             left = end - time.monotonic()
             if left <= 0:
@@ -379,6 +380,8 @@ class Daemon:
     def _apply(self, action: str, env: ActionEnv) -> Outcome:
         try:
             return actions.get(action)(env)
+        except actions.Stopping:
+            return Outcome(False, "interrupted: the doctor is stopping")
         except Exception as exc:
             log.exception("action.crashed", action=action)
             return Outcome(False, f"internal error: {type(exc).__name__}: {exc}")

@@ -80,6 +80,10 @@ class Outcome:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class Stopping(BaseException):
+    """The daemon is stopping: a long action abandons its work (cleaning up after itself)."""
+
+
 Apply = Callable[[ActionEnv], Outcome]
 
 

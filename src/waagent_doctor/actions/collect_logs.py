@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from waagent_doctor.actions import ActionEnv, Outcome
+from waagent_doctor.actions import ActionEnv, Outcome, Stopping
 from waagent_doctor.state import BundleRecord, ensure_dir
 
 # Names the bundle builder gives its archives (and their temporary names while written).
@@ -36,12 +36,23 @@ def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:
     return removed
 
 
-def build(env: ActionEnv, directory: Path) -> Path:
-    """Write one bundle into directory with the support-bundle library; its path."""
-    from waagent_doctor.bundle import build_bundle  # type: ignore[attr-defined]
+def build(env: ActionEnv, directory: Path) -> tuple[Path, str]:
+    """Write one bundle into directory with the support-bundle library; its path and a note."""
+    from waagent_doctor.bundle import build_bundle
 
-    result = build_bundle(env.host, env.settings, output=str(directory), report=env.report)
-    return Path(getattr(result, "path", result))
+    def progress(_: str) -> None:
+        # A bundle may take minutes: keep the watchdog fed (wait(0) pings), stop on SIGTERM
+        # (the builder removes its partial archive on the way out).
+        if not env.wait(0.0):
+            raise Stopping
+
+    result = build_bundle(
+        env.host, env.settings, output=str(directory), report=env.report, progress=progress
+    )
+    note = f"{result.files_taken} files, {result.redactions} redactions"
+    if result.deadline_hit:
+        note += ", deadline hit"
+    return Path(result.path), note
 
 
 def apply(env: ActionEnv) -> Outcome:
@@ -51,9 +62,7 @@ def apply(env: ActionEnv) -> Outcome:
     except OSError as exc:
         return Outcome(False, f"{env.paths.bundles}: {exc.strerror or exc}")
     try:
-        path = build(env, directory)
-    except ImportError as exc:
-        return Outcome(False, f"the support-bundle builder is not available: {exc}")
+        path, note = build(env, directory)
     except Exception as exc:  # noqa: BLE001 - any builder failure is this action's failure
         return Outcome(False, f"bundle failed: {type(exc).__name__}: {exc}")
     try:
@@ -63,6 +72,7 @@ def apply(env: ActionEnv) -> Outcome:
     if size == 0:
         return Outcome(False, f"bundle is empty: {path}")
     removed = prune(directory, env.settings.actions.bundles_keep)
-    note = f"; removed {len(removed)} older" if removed else ""
+    if removed:
+        note += f"; removed {len(removed)} older"
     record = BundleRecord(path=str(path), at=env.host.as_of.timestamp(), size=size, code=env.code)
-    return Outcome(True, f"{path} ({size} bytes){note}", bundle=record)
+    return Outcome(True, f"{path} ({size} bytes, {note})", bundle=record)
