@@ -363,3 +363,21 @@ def test_stuck_doctor_is_killed_by_the_watchdog(scene: Scene) -> None:
     pid1 = tb.journal(f"UNIT={DOCTOR}", since_cursor=scene.cursor)
     assert any("Watchdog timeout" in str(e.get("MESSAGE", "")) for e in pid1)
     assert int(tb.prop(DOCTOR, "NRestarts")) >= 1
+
+
+def test_autorestart_dropin_installed_once(scene: Scene) -> None:
+    """agent.autorestart.missing: a Restart=always drop-in under /etc, daemon-reload, verified
+    by systemd; the hardened unit can do it; the finding clears and nothing is repeated."""
+    tb = scene.tb
+    scene.setup(config(autorestart=True), agent_unit())
+    scene.start_doctor()
+    applied = scene.wait_event("action.applied", 30, action="enable_autorestart")
+    assert applied[0]["WAAGENT_DOCTOR_CODE"] == "agent.autorestart.missing"
+    dropin = f"/etc/systemd/system/{AGENT}.d/50-waagent-doctor-restart.conf"
+    assert "Restart=always" in tb.read_file(dropin)
+    assert tb.prop(AGENT, "Restart") == "always"
+    scene.wait_event("finding.cleared", 30, code="agent.autorestart.missing")
+    time.sleep(3)
+    assert len(scene.attempts("enable_autorestart")) == 1
+    tb.remove(f"/etc/systemd/system/{AGENT}.d")
+    tb.daemon_reload()
