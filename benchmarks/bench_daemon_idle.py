@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
@@ -72,7 +74,7 @@ def measure(config: str, cycles: int) -> dict[str, object]:
     from waagent_doctor.notify import Notifier
     from waagent_doctor.paths import Root
 
-    def drop(*_: object) -> object:
+    def drop(logger: Any, name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
         raise structlog.DropEvent
 
     # The journal is not there; drop the log output rather than measure a terminal.
