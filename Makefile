@@ -35,7 +35,8 @@ unit: $(STAMP)
 
 # The oldest Python the packages promise (RHEL 9's python3): the host suite under 3.9 when
 # this machine has one (pyenv or python3.9 on PATH); says so when it has not.
-PY39 := $(firstword $(shell command -v python3.9 2>/dev/null) $(wildcard /root/.pyenv/versions/3.9*/bin/python))
+PY39 := $(shell for p in $(wildcard /root/.pyenv/versions/3.9*/bin/python) /usr/bin/python3.9 /usr/local/bin/python3.9; do \
+	  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 9)' 2>/dev/null && echo "$$p" && break; done)
 compat:
 ifeq ($(PY39),)
 	@echo "compat: no Python 3.9 on this machine; 3.9 compatibility not tested (ruff target py39 only)"
