@@ -80,7 +80,8 @@ def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
         status, reason = CheckStatus.SKIPPED, ctx.skipped
     else:
         status, reason = CheckStatus.OK, ""
-    return CheckResult(name=spec.name, status=status, reason=reason), ctx
+    codes = tuple(dict.fromkeys(f.code for f in ctx.findings))
+    return CheckResult(name=spec.name, status=status, reason=reason, codes=codes), ctx
 
 
 def _merge(findings: list[Finding]) -> list[Finding]:

@@ -83,6 +83,8 @@ class CheckResult(_Frozen):
     name: str
     status: CheckStatus
     reason: str = ""
+    # The codes this check raised this cycle (so the daemon knows who speaks for a finding).
+    codes: tuple[str, ...] = ()
 
 
 class Report(_Frozen):

@@ -44,6 +44,8 @@ class OpenFinding(_Record):
     since: float
     evidence: tuple[Evidence, ...] = ()
     actions: tuple[str, ...] = ()
+    # The checks that raised it: while one of them errors, the finding is not cleared.
+    checks: tuple[str, ...] = ()
 
 
 class ActionRecord(_Record):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from waagent_doctor.model import Evidence, Finding, Report
+from waagent_doctor.model import CheckResult, CheckStatus, Evidence, Finding, Report
 from waagent_doctor.transitions import diff
 
 
@@ -42,3 +42,26 @@ def test_gone_finding_is_cleared_once() -> None:
     assert [o.code for o in second.cleared] == ["agent.hung"]
     third = diff(second.open_after, _report("resources.cpu.high"), 130.0)
     assert third.cleared == ()
+
+
+def _with_checks(codes: tuple[str, ...], checks: tuple[CheckResult, ...]) -> Report:
+    return _report(*codes).model_copy(update={"checks": checks})
+
+
+def test_a_check_that_errors_does_not_clear_its_finding() -> None:
+    """No answer is not a recovery: an errored check keeps its finding open, unannounced."""
+    raising = CheckResult(
+        name="backup_extension",
+        status=CheckStatus.FINDING,
+        reason="extension.vmsnapshot.failed",
+        codes=("extension.vmsnapshot.failed",),
+    )
+    first = diff({}, _with_checks(("extension.vmsnapshot.failed",), (raising,)), 10.0)
+    assert first.open_after["extension.vmsnapshot.failed"].checks == ("backup_extension",)
+    broken = CheckResult(name="backup_extension", status=CheckStatus.ERROR, reason="half-written")
+    second = diff(first.open_after, _with_checks((), (broken,)), 70.0)
+    assert second.cleared == () and second.raised == ()
+    assert second.open_after["extension.vmsnapshot.failed"].since == 10.0
+    healthy = CheckResult(name="backup_extension", status=CheckStatus.OK)
+    third = diff(second.open_after, _with_checks((), (healthy,)), 130.0)
+    assert [o.code for o in third.cleared] == ["extension.vmsnapshot.failed"]
