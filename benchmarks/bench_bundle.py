@@ -36,7 +36,7 @@ _CPU: list[float] = []  # user+system seconds of each _run child and the childre
 _MEASURE = """
 import sys, time
 from datetime import datetime, timezone
-from waagent_doctor.bundle import build_bundle
+from waagent_doctor.bundle.collect import build_bundle
 from waagent_doctor.config import Bundle, Settings
 from waagent_doctor.host import Host
 root, out, lifted = sys.argv[1], sys.argv[2], sys.argv[3] == "1"

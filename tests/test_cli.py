@@ -107,3 +107,27 @@ def test_human_output_fits_80_columns(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Cause 2: The VM agent" in out
     assert out.index("Cause 3") < out.index("Cause 2")  # critical before warning
     assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_evidence_never_carries_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log line quoted as evidence has its SAS signature masked in the report."""
+    root = _tree(tmp_path, "")
+    log = root / "var" / "log"
+    log.mkdir(parents=True)
+    secret = "Zm9vYmFyU0VDUkVUc2lnbmF0dXJl"  # noqa: S105 - a planted test secret
+    (log / "waagent.log").write_text(
+        "2026-11-26T09:00:00.000000Z ERROR ExtHandler ExtHandler Error fetching the goal "
+        "state: [ProtocolError] [Wireserver Exception] [HttpError] [HTTP Failed] GET "
+        f"http://127.0.0.1/machine/?comp=goalstate&sig={secret}&se=2026 -- IOError timed out "
+        "-- 6 attempts made\n"
+    )
+    rc = cli.main(["check", "--root", str(root), "--json"])
+    out = capsys.readouterr().out
+    report = json.loads(out)
+    codes = {f["code"] for f in report["findings"]}
+    assert "network.wireserver.unreachable" in codes
+    assert rc == 2
+    assert secret not in out
+    assert "REDACTED" in out

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from waagent_doctor import __version__
+from waagent_doctor.bundle.redact import redact_bytes
 from waagent_doctor.checks import CheckSpec, Context, all_checks
 from waagent_doctor.config import Settings
 from waagent_doctor.host import Host
@@ -84,12 +85,25 @@ def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
     return CheckResult(name=spec.name, status=status, reason=reason, codes=codes), ctx
 
 
+def _scrubbed(ev: Evidence) -> Evidence:
+    """Evidence with secrets masked: it goes to the journal, the console and bundles.
+
+    The same redactor as the support bundle (SAS signatures, protected settings, passwords,
+    keys, proxy credentials), so a log line quoted as evidence never carries a secret.
+    """
+    detail, count = redact_bytes(ev.detail.encode("utf-8", "surrogateescape"))
+    if not count:
+        return ev
+    return Evidence(source=ev.source, detail=detail.decode("utf-8", "replace"))
+
+
 def _merge(findings: list[Finding]) -> list[Finding]:
-    """One finding per code, evidence merged in order, duplicates dropped."""
+    """One finding per code, evidence merged in order (secrets masked), duplicates dropped."""
     by_code: dict[str, list[Evidence]] = {}
     for f in findings:
         seen = by_code.setdefault(f.code, [])
-        for ev in f.evidence:
+        for raw in f.evidence:
+            ev = _scrubbed(raw)
             if ev not in seen:
                 seen.append(ev)
     return [Finding.of(code, ev) for code, ev in by_code.items()]

@@ -17,7 +17,7 @@ import pytest
 
 from tests.bundle.planted import EXTLOG, FIXTURE_SECRETS, MIB, Planted, members, plant, scan
 from waagent_doctor import cli
-from waagent_doctor.bundle import BundleError, build_bundle, collect_logs_command
+from waagent_doctor.bundle.collect import BundleError, build_bundle, collect_logs_command
 from waagent_doctor.config import Bundle, Settings
 from waagent_doctor.host import CommandRunner, Host
 from waagent_doctor.paths import Root

@@ -38,7 +38,7 @@ def prune(directory: str | os.PathLike[str], keep: int) -> list[Path]:
 
 def build(env: ActionEnv, directory: Path) -> tuple[Path, str]:
     """Write one bundle into directory with the support-bundle library; its path and a note."""
-    from waagent_doctor.bundle import build_bundle
+    from waagent_doctor.bundle.collect import build_bundle
 
     def progress(_: str) -> None:
         # A bundle may take minutes: keep the watchdog fed (wait(0) pings), stop on SIGTERM
