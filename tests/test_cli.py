@@ -131,3 +131,25 @@ def test_evidence_never_carries_a_secret(
     assert rc == 2
     assert secret not in out
     assert "REDACTED" in out
+
+
+def test_off_azure_the_doctor_stays_idle(tmp_path: Path) -> None:
+    """Live on a machine whose DMI asset tag is not Azure's: host.not_azure, nothing else."""
+    from datetime import datetime, timezone
+
+    from waagent_doctor.config import Settings
+    from waagent_doctor.engine import diagnose
+    from waagent_doctor.host import Host
+    from waagent_doctor.paths import Root
+
+    root = _tree(tmp_path, "Extensions.Enabled=n\n")
+    dmi = root / "sys" / "class" / "dmi" / "id"
+    dmi.mkdir(parents=True)
+    (dmi / "chassis_asset_tag").write_text("No Asset Tag\n")
+    host = Host(Root(root), True, datetime.now(timezone.utc), runner=None)
+    report = diagnose(host, Settings())
+    assert [f.code for f in report.findings] == ["host.not_azure"]
+    assert report.status == "ok"
+    others = [c for c in report.checks if c.name != "azure_host"]
+    assert others and all(c.status.value == "skipped" for c in others)
+    assert all("not an Azure VM" in c.reason for c in others)

@@ -24,6 +24,7 @@ from waagent_doctor.probes import ProbeError, ProbeSkipped
 from waagent_doctor.snapshot import Snapshot
 
 OFFLINE_SKIP = "offline analysis (--root): live probes do not run"
+NOT_AZURE_SKIP = "not an Azure VM (host.not_azure): the doctor stays idle"
 
 # A finding that explains another makes it redundant: the agent cannot hang if it is not
 # running, and nothing about the agent matters while disable_agent keeps it asleep.
@@ -133,10 +134,18 @@ def diagnose(
     results: list[CheckResult] = []
     raw: list[Finding] = []
     unreadable: list[InputError] = []
+    idle = False
     for spec in all_checks():
         if only is not None and spec.name not in only:
             continue
+        if idle:
+            # Off Azure the doctor stays idle: nothing else is probed or judged.
+            results.append(
+                CheckResult(name=spec.name, status=CheckStatus.SKIPPED, reason=NOT_AZURE_SKIP)
+            )
+            continue
         result, ctx = _run_one(spec, snap)
+        idle = any(f.code == "host.not_azure" for f in ctx.findings)
         results.append(result)
         raw.extend(ctx.findings)
         unreadable.extend(ctx.unreadable_inputs)
