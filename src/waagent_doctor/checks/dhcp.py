@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from waagent_doctor.checks import Context, check
 from waagent_doctor.model import Evidence
-from waagent_doctor.probes import dhcp
+from waagent_doctor.probes import dhcp, dhcp_live
 from waagent_doctor.probes.dhcp import DhcpState, Lease
+from waagent_doctor.probes.dhcp_live import LiveDhcp
 
 _MAX_EVIDENCE = 5
 
@@ -22,10 +23,16 @@ def dhcp_check(ctx: Context) -> None:
     for skipped in state.skipped:
         if skipped.unreadable:
             ctx.unreadable(skipped.error())
+    live = ctx.snap.get(dhcp_live.probe) if ctx.host.live else None
+    live_dhcp_on = False
+    if live is not None:
+        decided, live_dhcp_on = _judge_live(ctx, live)
+        if decided:
+            return
     label = state.primary or "any ethernet interface"
     configs = state.primary_configs()
     statics = [c for c in configs if c.method == "static"]
-    if statics and not any(c.method == "dhcp" for c in configs):
+    if statics and not live_dhcp_on and not any(c.method == "dhcp" for c in configs):
         ctx.raise_(
             "dhcp.disabled",
             [
@@ -55,7 +62,30 @@ def dhcp_check(ctx: Context) -> None:
         )
         ctx.raise_("dhcp.disabled", evidence[: _MAX_EVIDENCE * 2])
         return
-    ctx.skip(_why_not_judged(state, ctx.host.live))
+    ctx.skip(_why_not_judged(state, ctx.host.live, live))
+
+
+def _judge_live(ctx: Context, live: LiveDhcp) -> tuple[bool, bool]:
+    """The manager of the primary interface decides when it says enough: (decided, DHCP on).
+
+    A lease with 245 clears the files' doubts; DHCP off, or a complete lease without 245,
+    raises. Anything less (no manager, no lease yet) leaves the files to judge.
+    """
+    view = live.manager()
+    if view is None:
+        return False, False
+    who = f"{live.primary} is managed by {view.tool}"
+    if view.option_245:
+        return True, True
+    if view.dhcp is False:
+        detail = f"{who} with DHCP off ({view.detail}); no DHCP client asks for option 245"
+        ctx.raise_("dhcp.disabled", [Evidence(source=view.source, detail=detail)])
+        return True, False
+    if view.lease and view.authoritative:
+        detail = f"{who}: its current DHCP lease carries no option 245 ({view.detail})"
+        ctx.raise_("dhcp.disabled", [Evidence(source=view.source, detail=detail)])
+        return True, True
+    return False, bool(view.dhcp)
 
 
 def _no_245(lease: Lease) -> Evidence:
@@ -71,7 +101,7 @@ def _no_245(lease: Lease) -> Evidence:
     )
 
 
-def _why_not_judged(state: DhcpState, live: bool) -> str:
+def _why_not_judged(state: DhcpState, live: bool, live_dhcp: LiveDhcp | None = None) -> str:
     if not state.lease_files:
         reason = "no lease files to judge (searched " + ", ".join(state.lease_places) + ")"
         if not live and state.run_empty:
@@ -84,6 +114,8 @@ def _why_not_judged(state: DhcpState, live: bool) -> str:
             + ", ".join(state.lease_files)
             + "); their format may drop option 245"
         )
-    if live:
+    if live_dhcp is not None:
+        reason += "; live DHCP probe: " + live_dhcp.summary()
+    elif live:
         reason += "; the live DHCP probe (networkctl/nmcli) judges the rest"
     return reason

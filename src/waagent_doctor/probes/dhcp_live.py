@@ -43,7 +43,7 @@ class Route:
     """The default route that names the primary interface."""
 
     interface: str
-    source: str  # /proc/net/route:2 or `ip -j route show default`
+    source: str  # /proc/net/route:2
     detail: str  # eth0 default via 10.0.0.1 metric 100
 
 
@@ -130,54 +130,17 @@ def parse_proc_route(text: str) -> Optional[Route]:
     )
 
 
-def parse_ip_route(text: str) -> Optional[Route]:
-    """The lowest-metric route in `ip -j route show default`, or None.
+def find_route(root: Root, notes: list[str]) -> Optional[Route]:
+    """The default route from the guest's /proc/net/route (through the root: no process).
 
-    [{"dst":"default","gateway":"10.0.0.1","dev":"eth0","protocol":"dhcp","metric":100,...}]
-    (iproute2 leaves out "metric" when it is 0.)
+    `ip route` would ask this machine's kernel, which is the guest's only when the root is `/`,
+    and then /proc/net/route already holds the same main-table IPv4 routes.
     """
     try:
-        routes = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(routes, list):
-        return None
-    best: Optional[tuple[int, dict[str, Any]]] = None
-    for r in routes:
-        if not isinstance(r, dict) or not isinstance(r.get("dev"), str):
-            continue
-        metric = r.get("metric", 0)
-        metric = metric if isinstance(metric, int) else 0
-        if best is None or metric < best[0]:
-            best = (metric, r)
-    if best is None:
-        return None
-    metric, r = best
-    words = [r["dev"], "default"]
-    if isinstance(r.get("gateway"), str):
-        words += ["via", r["gateway"]]
-    if isinstance(r.get("protocol"), str):
-        words += ["proto", r["protocol"]]
-    words += ["metric", str(metric)]
-    return Route(r["dev"], "ip -j route show default", " ".join(words))
-
-
-def find_route(root: Root, runner: CommandRunner, notes: list[str]) -> Optional[Route]:
-    """The default route: /proc/net/route (no process), else `ip -j route show default`."""
-    try:
-        route = parse_proc_route(root.read_text(PROC_ROUTE, _MAX_OUTPUT))
+        return parse_proc_route(root.read_text(PROC_ROUTE, _MAX_OUTPUT))
     except InputError as err:
         notes.append(f"{err.guest_path}: {err.reason}")
-    else:
-        if route is not None:
-            return route
-    if runner.which("ip") is None:
         return None
-    res = runner.run(["ip", "-j", "route", "show", "default"], timeout=TIMEOUT)
-    if not res.ok:
-        notes.append(_failed("ip -j route show default", res))
-        return None
-    return parse_ip_route(res.stdout)
 
 
 # -- systemd-networkd ----------------------------------------------------------------------------
@@ -461,7 +424,7 @@ def ask_wicked(runner: CommandRunner, ifname: str, notes: list[str]) -> ManagerV
 def read_live(host: Host, runner: CommandRunner) -> LiveDhcp:
     """The primary interface, then each present manager until one manages it."""
     notes: list[str] = []
-    route = find_route(host.root, runner, notes)
+    route = find_route(host.root, notes)
     if route is None:
         reason = "no primary interface: no IPv4 default route"
         return LiveDhcp(False, "; ".join([reason, *notes]), notes=tuple(notes))
