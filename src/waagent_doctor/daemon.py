@@ -347,18 +347,7 @@ class Daemon:
                 elif not decision.announce:
                     log.debug("action.waiting", action=action, code=code, reason=decision.reason)
                 continue
-            env = ActionEnv(
-                host=host,
-                settings=self.settings,
-                unit=unit_name,
-                paths=self.paths,
-                state=self.state,
-                code=code,
-                report=report,
-                wait=self.wait,
-                persist=self.persist,
-            )
-            outcome = self._apply(action, env)
+            outcome = self._apply(action, self._env(host, unit_name, code, report))
             if self.stopping and not outcome.ok:
                 outcome = Outcome(False, outcome.detail + " (cut short: the doctor is stopping)")
             result: statemod.ActionResult = "applied" if outcome.ok else "failed"
@@ -377,6 +366,20 @@ class Daemon:
                 unit = restart_unit_state(host, unit_name) or unit
         return tuple(applied)
 
+    def _env(self, host: Host, unit: str, code: str, report: Optional[Report] = None) -> ActionEnv:
+        """What an action gets: this host and configuration, the daemon's wait and persist."""
+        return ActionEnv(
+            host=host,
+            settings=self.settings,
+            unit=unit,
+            paths=self.paths,
+            state=self.state,
+            code=code,
+            report=report,
+            wait=self.wait,
+            persist=self.persist,
+        )
+
     def _apply(self, action: str, env: ActionEnv) -> Outcome:
         try:
             return actions.get(action)(env)
@@ -388,8 +391,7 @@ class Daemon:
 
     def _tidy(self, host: Host) -> None:
         """Forget give-ups nobody needs; revert verbose logging when due or healthy."""
-        wanted = {a for o in self.state.open_findings.values() for a in o.actions}
-        self.state.gave_up = {a: t for a, t in self.state.gave_up.items() if a in wanted}
+        wanted = self._tidy_gave_up()
         codes = set(self.state.open_findings)
         self.state.skip_notes = {
             k: v for k, v in self.state.skip_notes.items() if k.partition("/")[2] in codes
@@ -402,16 +404,7 @@ class Daemon:
         if now < record.revert_after and wants:
             return
         why = "its period ended" if now >= record.revert_after else "the agent is healthy again"
-        env = ActionEnv(
-            host=host,
-            settings=self.settings,
-            unit=self._unit_name(host),
-            paths=self.paths,
-            state=self.state,
-            code=record.code,
-            wait=self.wait,
-            persist=self.persist,
-        )
+        env = self._env(host, self._unit_name(host), record.code)
         try:
             what = verbose_action.revert_and_apply(env, record)
         except verbose_action.EditError as exc:
@@ -484,9 +477,11 @@ class Daemon:
             duration=duration,
         )
 
-    def _tidy_gave_up(self) -> None:
+    def _tidy_gave_up(self) -> set[str]:
+        """Forget give-ups of actions no open finding wants; the actions wanted."""
         wanted = {a for o in self.state.open_findings.values() for a in o.actions}
         self.state.gave_up = {a: t for a, t in self.state.gave_up.items() if a in wanted}
+        return wanted
 
     # -- configuration --------------------------------------------------------------------------
     def reload(self) -> None:

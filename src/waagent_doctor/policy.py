@@ -71,12 +71,19 @@ def _recent_failure(state: State, action: str, now: float, seconds: float) -> bo
     return last is not None and last.result == "failed" and now - last.at < seconds
 
 
+def _unit_unknown(facts: Facts) -> Optional[Decision]:
+    """A refusal when systemd cannot tell the agent unit's state, else None."""
+    if facts.unit is None:
+        return _skip("the agent's unit state is unknown (systemctl did not answer)")
+    if facts.unit.not_found:
+        return _skip(f"{facts.unit.unit} is not loaded")
+    return None
+
+
 def _restart_agent(settings: Settings, state: State, facts: Facts) -> Decision:
     unit = facts.unit
-    if unit is None:
-        return _skip("the agent's unit state is unknown (systemctl did not answer)")
-    if unit.not_found:
-        return _skip(f"{unit.unit} is not loaded")
+    if unit is None or unit.not_found:
+        return _unit_unknown(facts) or ALLOW
     if unit.auto_restarting:
         return _skip(f"left to systemd: Restart={unit.restart} restarts {unit.unit} itself")
     if unit.active_state in TRANSITIONAL:
@@ -130,10 +137,8 @@ def _collect(settings: Settings, state: State, facts: Facts) -> Decision:
 
 def _autorestart(settings: Settings, state: State, facts: Facts) -> Decision:
     unit = facts.unit
-    if unit is None:
-        return _skip("the agent's unit state is unknown (systemctl did not answer)")
-    if unit.not_found:
-        return _skip(f"{unit.unit} is not loaded")
+    if unit is None or unit.not_found:
+        return _unit_unknown(facts) or ALLOW
     if unit.restart == "always":
         return _wait(f"{unit.unit} already has Restart=always")
     if _recent_failure(state, "enable_autorestart", facts.now, RETRY_FAILED_SECONDS):
@@ -142,8 +147,11 @@ def _autorestart(settings: Settings, state: State, facts: Facts) -> Decision:
 
 
 def _reload(settings: Settings, state: State, facts: Facts) -> Decision:
-    if facts.unit is None or facts.unit.not_found:
-        return _skip("the agent's unit is unknown")
+    unit = facts.unit
+    if unit is None or unit.not_found:
+        return _unit_unknown(facts) or ALLOW
+    if unit.active_state in TRANSITIONAL:
+        return _wait(f"{unit.unit} is {unit.active_state}: systemd is busy with it")
     last = state.last_attempt("reload_extension")
     if last is not None and facts.now - last.at < RELOAD_EXTENSION_PERIOD:
         return _wait("the extension was reloaded less than a day ago")

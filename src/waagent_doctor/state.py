@@ -7,6 +7,7 @@ verbose-logging record and the last bundle. Written atomically; a corrupt file i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -26,6 +27,12 @@ MAX_STATE_BYTES = 16 * 1024 * 1024
 # Enough for a day of a crash-looping agent at the default budget, and for status to show.
 MAX_HISTORY = 500
 MAX_EVIDENCE = 5
+MAX_QUARANTINED = 50
+# Present when SELinux runs (enforcing or permissive).
+SELINUX_ENFORCE = "/sys/fs/selinux/enforce"
+# Bound to the old content (a hash, a signature) or granting privileges: never copied.
+_NOT_KEPT_XATTRS = frozenset({"security.ima", "security.evm", "security.capability"})
+_NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA})
 
 ActionResult = Literal["applied", "failed", "skipped"]
 
@@ -94,6 +101,17 @@ class RestartSampleRecord(_Record):
     inactive_exit: Optional[float] = None
 
 
+class QuarantineRecord(_Record):
+    """A handler folder reload_extension moved aside: where it was, where it is now."""
+
+    # The guest path it had (/var/lib/waagent/Microsoft.Azure...VMSnapshotLinux-1.0.9225.0).
+    original: str
+    # Where it lies now (/var/lib/waagent-doctor/quarantine/<stamp>-<random>/<its name>).
+    path: str
+    at: float
+    code: str = ""
+
+
 class CycleRecord(_Record):
     """The last completed cycle."""
 
@@ -122,6 +140,8 @@ class State(BaseModel):
     restart_samples: list[RestartSampleRecord] = []
     verbose_logging: Optional[VerboseLogging] = None
     last_bundle: Optional[BundleRecord] = None
+    # Newest last: the folders moved aside by reload_extension, to be put back by hand.
+    quarantined: list[QuarantineRecord] = []
     last_cycle: Optional[CycleRecord] = None
 
     def record(self, rec: ActionRecord) -> None:
@@ -145,6 +165,42 @@ class State(BaseModel):
                 return r
         return None
 
+    def remember_quarantine(self, rec: QuarantineRecord) -> None:
+        """Add a moved folder to the (bounded) list."""
+        self.quarantined = [*self.quarantined[-(MAX_QUARANTINED - 1) :], rec]
+
+
+def _kept_xattr(name: str) -> bool:
+    """Whether an extended attribute follows the file when it is replaced.
+
+    Labels (security.selinux, security.SMACK64...) and user.* do; security.ima and
+    security.evm are a hash and a signature of the old content, security.capability grants
+    privileges: copied onto new content they would be wrong or dangerous.
+    """
+    if name.startswith("user."):
+        return True
+    return name.startswith("security.") and name not in _NOT_KEPT_XATTRS
+
+
+def file_xattrs(path: str | os.PathLike[str]) -> dict[str, bytes]:
+    """The extended attributes a replacement of this file keeps ({} where unsupported)."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_XATTRS:
+            return {}
+        raise
+    kept: dict[str, bytes] = {}
+    for name in names:
+        if not _kept_xattr(name):
+            continue
+        try:
+            kept[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _NO_XATTRS:
+                raise
+    return kept
+
 
 def write_atomic(
     path: str | os.PathLike[str],
@@ -152,19 +208,26 @@ def write_atomic(
     *,
     mode: int = 0o600,
     owner: Optional[tuple[int, int]] = None,
+    xattrs: Optional[dict[str, bytes]] = None,
 ) -> None:
     """Replace a file so that readers see the old or the new content, never a mix.
 
     Temp file in the same directory, fsync, rename over, fsync the directory: a crash or a
-    SIGKILL at any point leaves the old file or the new one.
+    SIGKILL at any point leaves the old file or the new one. The new file carries `xattrs`
+    (by default those file_xattrs keeps of the file it replaces: an SELinux label is not lost);
+    one that cannot be set fails the write and leaves the old file as it was.
     """
     target = Path(path)
+    if xattrs is None:
+        xattrs = file_xattrs(target) if target.exists() else {}
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fchmod(fh.fileno(), mode)
+            for name, value in xattrs.items():
+                _set_xattr(fh.fileno(), name, value, target)
             if owner is not None:
                 os.fchown(fh.fileno(), owner[0], owner[1])
             os.fsync(fh.fileno())
@@ -174,6 +237,27 @@ def write_atomic(
             Path(tmp).unlink()
         raise
     fsync_dir(target.parent)
+
+
+def _set_xattr(fd: int, name: str, value: bytes, target: Path) -> None:
+    """Set one kept attribute on the new file; only a label that is in force must succeed.
+
+    A filesystem without xattrs has nothing to keep. Setting a security.* label other than that
+    of a running SELinux (security.selinux on a machine booted with selinux=0) needs
+    CAP_SYS_ADMIN, which the unit does not have; such a label is left behind with a warning.
+    """
+    try:
+        os.setxattr(fd, name, value)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return
+        required = name.startswith("user.") or (
+            name == "security.selinux" and Path(SELINUX_ENFORCE).exists()
+        )
+        if exc.errno in (errno.EPERM, errno.EACCES) and not required:
+            log.warning("xattr.not_kept", path=str(target), xattr=name, error=exc.strerror)
+            return
+        raise OSError(exc.errno, f"{exc.strerror} (setting {name})") from exc
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from waagent_doctor import state as statemod
@@ -107,3 +109,33 @@ def test_write_atomic_keeps_mode_and_owner(tmp_path: Path) -> None:
     statemod.write_atomic(target, b"new", mode=0o640)
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_write_atomic_keeps_labels_not_content_hashes(tmp_path: Path) -> None:
+    """Replacing a file keeps its user.* and security.* labels, but not security.ima (a hash of
+    the old content); a file system without xattrs is no error."""
+    target = tmp_path / "waagent.conf"
+    target.write_bytes(b"old\n")
+    try:
+        os.setxattr(target, "user.origin", b"operator")
+    except OSError as exc:
+        pytest.skip(f"{tmp_path} does not take user.* xattrs: {exc.strerror}")
+    labels = {"user.origin": b"operator"}
+    for name, value in (("security.selinux", b"system_u:object_r:etc_t:s0\x00"),
+                        ("security.ima", b"\x04\x04hash")):  # fmt: skip
+        try:
+            os.setxattr(target, name, value)
+            labels[name] = value
+        except OSError:
+            pass  # not root, or a security module that refuses the label: test the rest
+    statemod.write_atomic(target, b"new\n", mode=0o640)
+    assert target.read_bytes() == b"new\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    got = {n: os.getxattr(target, n) for n in os.listxattr(target)}
+    assert got.get("user.origin") == b"operator"
+    if "security.selinux" in labels:
+        assert got.get("security.selinux") == labels["security.selinux"]
+    assert "security.ima" not in got
+    assert statemod.file_xattrs(target) == {
+        n: v for n, v in got.items() if n in ("user.origin", "security.selinux")
+    }

@@ -165,3 +165,50 @@ def test_sigkill_during_edits_never_leaves_a_partial_file(tmp_path: Path) -> Non
     # Leftover temporary files are hidden (dot-named) and removable; nothing else appeared.
     others = {p.name for p in conf.parent.iterdir()} - {"waagent.conf"}
     assert all(n.startswith(".waagent.conf.") and n.endswith(".tmp") for n in others)
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        b"# no final newline, no key\nExtensions.Enabled=y",
+        b"",
+        b"\n\n",
+        b"Extensions.Enabled=y\r\nAutoUpdate.Enabled=y\r\n",
+        b"Extensions.Enabled=y\r\nAutoUpdate.Enabled=y",
+        b"Extensions.Enabled=y\nLogs.Verbose=n",
+        b"Logs.Verbose=n\r\n",
+        b'Logs.Verbose = "n"  # quiet',
+    ],
+    ids=["no-newline", "empty", "blank-lines", "crlf", "crlf-no-newline", "key-last-no-newline",
+         "key-crlf", "key-quoted-no-newline"],
+)  # fmt: skip
+def test_revert_is_byte_exact_for_any_ending(tmp_path: Path, original: bytes) -> None:
+    """With or without a final newline (LF or CRLF), with or without the key: enable turns
+    verbose logging on, revert gives back the very bytes."""
+    root = guest(tmp_path, original)
+    rec = vl.enable(root, now=0.0, hours=1)
+    assert waagent_conf.parse(conf_bytes(tmp_path).decode()).switch("Logs.Verbose") is True
+    vl.revert(root, rec)
+    assert conf_bytes(tmp_path) == original
+
+
+def _xattrs_or_skip(path: Path) -> None:
+    try:
+        os.setxattr(path, "user.waagent-doctor-test", b"label\x00kept")
+    except OSError as exc:
+        pytest.skip(f"{path.parent} does not take user.* xattrs: {exc.strerror}")
+
+
+def test_xattrs_survive_the_replacement(tmp_path: Path) -> None:
+    """The replaced waagent.conf keeps the old file's user.* xattrs (the path security.selinux
+    takes too), after the edit and after the revert."""
+    root = guest(tmp_path, "Logs.Verbose=n\n")
+    conf = tmp_path / "etc" / "waagent.conf"
+    _xattrs_or_skip(conf)
+    inode = conf.stat().st_ino
+    rec = vl.enable(root, now=0.0, hours=1)
+    assert conf.stat().st_ino != inode
+    assert os.getxattr(conf, "user.waagent-doctor-test") == b"label\x00kept"
+    vl.revert(root, rec)
+    assert os.getxattr(conf, "user.waagent-doctor-test") == b"label\x00kept"
+    assert conf_bytes(tmp_path) == b"Logs.Verbose=n\n"

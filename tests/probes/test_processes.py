@@ -162,6 +162,6 @@ def test_proxy_environ_keeps_only_proxy_variables(spawn: Any, tmp_path: Path) ->
     assert got == {"https_proxy": "http://127.0.0.1:3128", "NO_PROXY": "168.63.129.16"}
 
 
-def test_proxy_environ_of_a_gone_process_is_empty() -> None:
-    """A pid that does not exist has no environment (no exception)."""
-    assert processes.proxy_environ(2**22 + 12345) == {}
+def test_proxy_environ_of_a_gone_process_is_unreadable() -> None:
+    """A pid that does not exist: None (unreadable, so callers fall back), no exception."""
+    assert processes.proxy_environ(2**22 + 12345) is None

@@ -6,9 +6,10 @@ looks whether it took effect, and says so in an `Outcome`.
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 from waagent_doctor.config import Settings
 from waagent_doctor.host import CommandRunner, Host
@@ -16,13 +17,15 @@ from waagent_doctor.model import Report
 from waagent_doctor.paths import DOCTOR_BUNDLES, DOCTOR_QUARANTINE, DOCTOR_STATE
 from waagent_doctor.state import BundleRecord, State, VerboseLogging
 
-ACTION_NAMES = (
-    "restart_agent",
-    "enable_autorestart",
-    "enable_verbose_logging",
-    "collect_logs",
-    "reload_extension",
-)
+# Contract name -> the module under actions/ that applies it.
+_MODULES = {
+    "restart_agent": "restart_agent",
+    "enable_autorestart": "autorestart",
+    "enable_verbose_logging": "verbose_logging",
+    "collect_logs": "collect_logs",
+    "reload_extension": "reload_extension",
+}
+ACTION_NAMES = tuple(_MODULES)
 
 
 @dataclass(frozen=True)
@@ -88,25 +91,6 @@ Apply = Callable[[ActionEnv], Outcome]
 
 
 def get(name: str) -> Apply:
-    """The apply function of an action by its contract name."""
-    if name == "restart_agent":
-        from waagent_doctor.actions import restart_agent
-
-        return restart_agent.apply
-    if name == "enable_autorestart":
-        from waagent_doctor.actions import autorestart
-
-        return autorestart.apply
-    if name == "enable_verbose_logging":
-        from waagent_doctor.actions import verbose_logging
-
-        return verbose_logging.apply
-    if name == "collect_logs":
-        from waagent_doctor.actions import collect_logs
-
-        return collect_logs.apply
-    if name == "reload_extension":
-        from waagent_doctor.actions import reload_extension
-
-        return reload_extension.apply
-    raise KeyError(name)
+    """The apply function of an action by its contract name (its module imported on first use)."""
+    module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+    return cast(Apply, module.apply)

@@ -48,6 +48,17 @@ def describe(u: Optional[sd.UnitState]) -> str:
     return f"{u.active_state}/{u.sub_state} (result {u.result or '-'}, MainPID {u.main_pid})"
 
 
+def systemctl(env: ActionEnv, verb: str) -> Outcome:
+    """`systemctl <verb> --no-block -- <unit>`: queued, or not with systemctl's first word."""
+    res = env.runner.run(
+        ["systemctl", verb, "--no-block", "--", env.unit], timeout=SYSTEMCTL_TIMEOUT
+    )
+    if res.ok:
+        return Outcome(True, f"systemctl {verb} {env.unit} queued")
+    why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[0]
+    return Outcome(False, f"systemctl {verb} {env.unit} failed: {why}")
+
+
 def restart(env: ActionEnv, verb: str = "restart") -> Outcome:
     """`systemctl <verb>` the agent's unit without blocking, then wait for a new MainPID."""
     runner, unit = env.runner, env.unit
@@ -56,10 +67,9 @@ def restart(env: ActionEnv, verb: str = "restart") -> Outcome:
     if before is not None and before.failed:
         # A unit that hit its start limit refuses `start` until its failure is reset.
         runner.run(["systemctl", "reset-failed", "--", unit], timeout=SYSTEMCTL_TIMEOUT)
-    res = runner.run(["systemctl", verb, "--no-block", "--", unit], timeout=SYSTEMCTL_TIMEOUT)
-    if not res.ok:
-        why = (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[0]
-        return Outcome(False, f"systemctl {verb} {unit} failed: {why}")
+    asked = systemctl(env, verb)
+    if not asked.ok:
+        return asked
 
     old_start = before.inactive_exit if before is not None else None
 

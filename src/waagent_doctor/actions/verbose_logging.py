@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from waagent_doctor.actions import ActionEnv, Outcome
 from waagent_doctor.actions.restart_agent import current, restart
@@ -78,11 +78,40 @@ def set_key(text: str, key: str, value: str) -> tuple[str, Optional[str], Option
     found = conf.values.get(key)
     lines = text.split("\n")
     if found is None:
-        head = text if text == "" or text.endswith("\n") else text + "\n"
-        return f"{head}{key}={value}\n", None, None
+        # Appended as a new last line that the revert can take out again to the byte: after
+        # a "\n", and ending with a newline (of the file's kind) only if the file's last line
+        # did: "A=1" -> "A=1\nLogs.Verbose=y"; "A=1\r\n" -> "A=1\r\nLogs.Verbose=y\r\n".
+        if text == "":
+            return f"{key}={value}\n", None, None
+        if not text.endswith("\n"):
+            return f"{text}\n{key}={value}", None, None
+        newline = "\r\n" if text.endswith("\r\n") else "\n"
+        return f"{text}{key}={value}{newline}", None, None
     original_line = lines[found.line - 1]
     lines[found.line - 1] = set_line_value(original_line, value)
     return "\n".join(lines), found.value if found.value is not None else "None", original_line
+
+
+def _record(
+    phase: Literal["pending", "applied"],
+    guest: str,
+    original: tuple[Optional[str], Optional[str]],
+    *,
+    now: float,
+    hours: float,
+    code: str,
+) -> VerboseLogging:
+    """The record of an edit: the key's original value and line, and when it reverts."""
+    return VerboseLogging(
+        phase=phase,
+        path=guest,
+        original=original[0],
+        original_line=original[1],
+        value=ON,
+        applied_at=now,
+        revert_after=now + hours * 3600.0,
+        code=code,
+    )
 
 
 def enable(
@@ -96,16 +125,7 @@ def enable(
     check_text, _, _ = _read(root, guest)
     if waagent_conf.parse(check_text).switch(KEY) is not True:
         raise EditError(f"{guest}: {KEY} is not y after the edit")
-    return VerboseLogging(
-        phase="applied",
-        path=guest,
-        original=original,
-        original_line=original_line,
-        value=ON,
-        applied_at=now,
-        revert_after=now + hours * 3600.0,
-        code=code,
-    )
+    return _record("applied", guest, (original, original_line), now=now, hours=hours, code=code)
 
 
 def plan(
@@ -114,16 +134,7 @@ def plan(
     """The record of the edit about to be made (phase pending), saved before the edit."""
     text, _, _ = _read(root, guest)
     _, original, original_line = set_key(text, KEY, ON)
-    return VerboseLogging(
-        phase="pending",
-        path=guest,
-        original=original,
-        original_line=original_line,
-        value=ON,
-        applied_at=now,
-        revert_after=now + hours * 3600.0,
-        code=code,
-    )
+    return _record("pending", guest, (original, original_line), now=now, hours=hours, code=code)
 
 
 def reconcile(root: Root, record: VerboseLogging) -> Optional[VerboseLogging]:

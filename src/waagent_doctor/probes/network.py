@@ -245,8 +245,8 @@ def _unit_environment(host: Host, settings: Settings) -> Optional[tuple[dict[str
 
 
 def agent_proxy(host: Host, settings: Settings, conf: waagent_conf.WaagentConf) -> EffectiveProxy:
-    """The running agent's environment when it runs, else its unit's, with waagent.conf first."""
-    env: dict[str, str] = {}
+    """The running agent's environment when readable, else its unit's; waagent.conf first."""
+    env: Optional[dict[str, str]] = None
     source = ""
     try:
         daemon = processes.probe(host, settings).daemon
@@ -255,7 +255,10 @@ def agent_proxy(host: Host, settings: Settings, conf: waagent_conf.WaagentConf) 
     if daemon is not None:
         env = processes.proxy_environ(daemon.pid)
         source = f"/proc/{daemon.pid}/environ"
-    else:
+    if env is None:
+        # Not running, or its environ unreadable (EACCES without CAP_SYS_PTRACE): the unit's
+        # Environment=/EnvironmentFile= is what systemd gave it.
+        env, source = {}, ""
         unit_env = _unit_environment(host, settings)
         if unit_env is not None:
             env, source = unit_env

@@ -170,12 +170,16 @@ def scan(pids: Optional[Iterable[int]] = None) -> AgentProcesses:
     return AgentProcesses(tuple(daemons), tuple(handlers))
 
 
-def proxy_environ(pid: int) -> dict[str, str]:
-    """The proxy variables of a running process (/proc/PID/environ); {} when unreadable."""
+def proxy_environ(pid: int) -> Optional[dict[str, str]]:
+    """The proxy variables of a running process (/proc/PID/environ); None when unreadable.
+
+    Unreadable is common: reading another root process's environ needs CAP_SYS_PTRACE, which
+    the hardened unit drops (EACCES), and the process may be gone.
+    """
     try:
         env = psutil.Process(pid).environ()
     except (psutil.Error, OSError):
-        return {}
+        return None
     return {k: v for k, v in env.items() if k in PROXY_VARIABLES}
 
 
