@@ -252,3 +252,10 @@ def test_offline_asks_nothing(tmp_path: Path) -> None:
         Host.offline(str(guest(tmp_path, "eth0")), datetime.now(timezone.utc)), Settings()
     )
     assert not live.available and "offline" in live.reason
+
+
+def test_early_networkd_json_says_setupstate() -> None:
+    """The first networkctl JSON (before AdministrativeState) named the link state SetupState."""
+    link = {"Name": "eth0", "SetupState": "configured", "Addresses": []}
+    view = dhcp_live.networkd_view(link, 250, "networkctl --json=short status eth0")
+    assert view.managed and view.detail == "SetupState=configured"

@@ -184,10 +184,11 @@ def _private_245(client: dict[str, Any]) -> Optional[str]:
 
 def networkd_view(link: dict[str, Any], version: Optional[int], source: str) -> ManagerView:
     """Judge-free reading of one link object of `networkctl --json=short status <if>`."""
-    state = link.get("AdministrativeState", link.get("SetupState", ""))  # SetupState before 254
+    state = link.get("AdministrativeState", link.get("SetupState", ""))  # SetupState: early JSON
     state = state if isinstance(state, str) else ""
     network_file = link.get("NetworkFile")
-    where = f"AdministrativeState={state}" + (
+    key = "AdministrativeState" if "AdministrativeState" in link else "SetupState"
+    where = f"{key}={state}" + (
         f", NetworkFile={network_file}" if isinstance(network_file, str) else ""
     )
     if state not in _NETWORKD_MANAGING:
