@@ -7,6 +7,7 @@ Every endpoint points at 127.0.0.1 (the container has only loopback).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -381,3 +382,78 @@ def test_autorestart_dropin_installed_once(scene: Scene) -> None:
     assert len(scene.attempts("enable_autorestart")) == 1
     tb.remove(f"/etc/systemd/system/{AGENT}.d")
     tb.daemon_reload()
+
+
+def test_agent_proxy_found_although_its_environ_is_unreadable(scene: Scene) -> None:
+    """The hardened unit has no CAP_SYS_PTRACE, so the agent's /proc/PID/environ is EACCES to
+    the doctor; the proxy is taken from the agent unit's Environment= instead, and its being
+    unreachable is reported."""
+    tb = scene.tb
+    scene.setup(config(), agent_unit() + "Environment=https_proxy=http://127.0.0.1:9\n")
+    unit = (ROOT / "systemd" / DOCTOR).read_text()
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", unit, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    denied = tb.run_unit(
+        ["cat", f"/proc/{tb.main_pid(AGENT)}/environ"], check=False, CapabilityBoundingSet=caps
+    )
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied
+    scene.start_doctor()
+    [raised] = scene.wait_event("finding.raised", 30, code="network.proxy.unreachable")
+    evidence = raised["WAAGENT_DOCTOR_EVIDENCE"]
+    assert f"/run/systemd/system/{AGENT}:" in evidence and "127.0.0.1:9" in evidence, evidence
+    assert "/proc/" not in evidence
+
+
+# -- reload_extension: the guest tree of tests/data/vms/ext-vmsnapshot-failed in the container;
+# under the unit /var/lib/waagent and /var/lib/waagent-doctor are separate bind mounts, so the
+# move is the copy-then-remove path, not a rename.
+VMSNAPSHOT_DIR = "Microsoft.Azure.RecoveryServices.VMSnapshotLinux-1.0.9225.0"
+TREE = "/src/tests/data/vms/ext-vmsnapshot-failed/var/lib/waagent"
+HANDLER = f"/var/lib/waagent/{VMSNAPSHOT_DIR}"
+QUARANTINE = "/var/lib/waagent-doctor/quarantine"
+
+
+def _files(tb: Testbed, folder: str) -> dict[str, str]:
+    """relative path -> sha256 of every file below a container folder."""
+    out = tb.sh(f'cd "{folder}" && find . -type f -exec sha256sum {{}} + | sort -k2').stdout
+    return {line.split()[1]: line.split()[0] for line in out.splitlines()}
+
+
+def test_reload_extension_quarantines_the_handler_and_restarts_the_agent(scene: Scene) -> None:
+    """The folder lands whole in a unique quarantine folder (recorded in state.json), the agent
+    runs again with a new MainPID, one action.applied entry with the contract's fields, and no
+    second reload while the finding stays open."""
+    tb = scene.tb
+    try:
+        scene.setup(config(interval=2) + "reload_extension = true\n", agent_unit())
+        tb.run(["cp", "-a", TREE, "/var/lib/"])
+        before = _files(tb, HANDLER)
+        assert "./status/12.status" in before
+        old_pid = tb.main_pid(AGENT)
+        scene.start_doctor()
+        raised = scene.wait_event("finding.raised", 30, code="extension.vmsnapshot.failed")
+        assert raised[0]["WAAGENT_DOCTOR_ACTION"] == "reload_extension"
+        [applied] = scene.wait_event("action.applied", 60, action="reload_extension")
+        assert applied["WAAGENT_DOCTOR_CODE"] == "extension.vmsnapshot.failed"
+        assert applied["MESSAGE_ID"] == ACTIONS["reload_extension"].message_id
+        assert applied["WAAGENT_DOCTOR_CAUSE"] == "3"
+        assert applied["PRIORITY"] in {"5", "6"}
+        assert not tb.exists(HANDLER)
+        state = json.loads(tb.read_file("/var/lib/waagent-doctor/state.json"))
+        [rec] = state["quarantined"]
+        assert rec["original"] == HANDLER
+        assert rec["path"].startswith(f"{QUARANTINE}/")
+        assert rec["path"].endswith(f"/{VMSNAPSHOT_DIR}")
+        assert f"{HANDLER} -> {rec['path']}" in applied["MESSAGE"]
+        assert _files(tb, rec["path"]) == before
+        leftovers = tb.run(["find", QUARANTINE, "-name", ".*partial"]).stdout.strip()
+        assert leftovers == ""
+        assert tb.run(["stat", "-c", "%a", QUARANTINE]).stdout.strip() == "700"
+        new_pid = tb.main_pid(AGENT)
+        assert tb.prop(AGENT, "ActiveState") == "active" and new_pid not in (0, old_pid)
+        assert f"MainPID {new_pid}" in applied["MESSAGE"]
+        time.sleep(6)  # three more cycles: the finding stays (no reinstall here), no 2nd move
+        assert len(scene.attempts("reload_extension")) == 1
+        _check_contract_fields(scene.entries())
+    finally:
+        tb.systemctl("stop", DOCTOR, AGENT, check=False)
+        tb.run(["rm", "-rf", "/var/lib/waagent"])
