@@ -85,6 +85,11 @@ def build(state: statemod.State, settings: Settings, now: float) -> dict[str, An
         "last_bundle": None
         if bundle is None
         else {"path": bundle.path, "at": _t(bundle.at), "size": bundle.size},
+        # Handler folders reload_extension moved aside: `mv path original` puts one back.
+        "quarantined": [
+            {"original": q.original, "path": q.path, "at": _t(q.at), "code": q.code}
+            for q in state.quarantined
+        ],
     }
 
 
@@ -126,6 +131,8 @@ def render(doc: dict[str, Any]) -> str:
         )
     b = doc["last_bundle"]
     out.append("Last bundle: none" if b is None else f"Last bundle: {b['path']} ({b['at']})")
+    for q in doc["quarantined"]:
+        out.append(f"Moved aside {q['at']}: {q['original']} -> {q['path']}")
     return "\n".join(out) + "\n"
 
 

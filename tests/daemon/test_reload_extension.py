@@ -20,9 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.test_policy import facts, unit
+from tests.daemon.test_loop import CONFIG as LOOP_CONFIG
+from tests.daemon.test_policy import NOW, facts, unit
 from waagent_doctor import daemon as daemonmod
 from waagent_doctor import state as statemod
+from waagent_doctor import status
 from waagent_doctor.actions import ActionEnv, DaemonPaths, reload_extension
 from waagent_doctor.config import Actions, Settings, load
 from waagent_doctor.host import CommandRunner, Host
@@ -210,6 +212,8 @@ def test_across_mounts_the_folder_is_copied_whole_then_removed(tmp_path: Path) -
         (src / "config" / "12.settings").chmod(0o600)
         if os.geteuid() == 0:
             os.chown(src / "mrseq", 1234, 5678)
+            os.chown(src / "status", 1234, 5678)
+            (src / "mrseq").chmod(0o2755)  # set-group-ID: chown would clear it
         xattr = True
         try:
             os.setxattr(src / "mrseq", "user.test", b"kept")
@@ -224,8 +228,10 @@ def test_across_mounts_the_folder_is_copied_whole_then_removed(tmp_path: Path) -
         assert same_tree(pristine, dst)
         assert os.readlink(dst / "status" / "link") == "12.status"
         if os.geteuid() == 0:
-            st = os.stat(dst / "mrseq")
-            assert (st.st_uid, st.st_gid) == (1234, 5678)
+            for owned in ("mrseq", "status"):
+                st = os.stat(dst / owned)
+                assert (st.st_uid, st.st_gid) == (1234, 5678), owned
+            assert stat.S_IMODE(os.stat(dst / "mrseq").st_mode) == 0o2755
         if xattr and "user.test" in os.listxattr(quarantine):
             assert os.getxattr(dst / "mrseq", "user.test") == b"kept"
         assert [p.name for p in dst.parent.iterdir()] == [NAME]  # no .partial left
@@ -270,8 +276,6 @@ def test_policy_once_a_day_and_not_while_systemd_is_busy() -> None:
     """A reload (applied or failed) less than a day ago waits; so does a unit in transition."""
     on = Settings(actions=Actions(reload_extension=True))
     running = unit(active="active", sub="running", result="success")
-    from tests.daemon.test_policy import NOW
-
     for result in ("applied", "failed"):
         st = State()
         st.record(ActionRecord(action="reload_extension", result=result, at=NOW - 3600))
@@ -284,23 +288,10 @@ def test_policy_once_a_day_and_not_while_systemd_is_busy() -> None:
 
 
 # -- the daemon -------------------------------------------------------------------------------
-CONFIG = """
-interval_seconds = 1
-assume_azure = true
-agent_unit = "walinuxagent.service"
-dry_run = {dry_run}
-[endpoints]
-wireserver = "127.0.0.1"
-wireserver_port = 9
-hostgaplugin_port = 9
-imds = "127.0.0.1"
-imds_port = 9
-storage = "127.0.0.1"
-storage_port = 9
-connect_timeout_seconds = 0.2
-deadline_seconds = 1.0
-[thresholds]
-sample_seconds = 0.1
+# test_loop's endpoints (all on 127.0.0.1) with only reload_extension switched on.
+CONFIG = (
+    LOOP_CONFIG
+    + """
 [actions]
 restart_agent = false
 enable_autorestart = false
@@ -308,11 +299,12 @@ enable_verbose_logging = false
 collect_logs = false
 reload_extension = true
 """
+)
 
 
 def _cycle(scene: Scene, tmp_path: Path, *, dry_run: bool) -> daemonmod.CycleResult:
     cfg = tmp_path / "config.toml"
-    cfg.write_text(CONFIG.format(dry_run=str(dry_run).lower()))
+    cfg.write_text(CONFIG)
     env = scene.env()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify"))
@@ -320,6 +312,7 @@ def _cycle(scene: Scene, tmp_path: Path, *, dry_run: bool) -> daemonmod.CycleRes
         d = daemonmod.Daemon(
             load(str(cfg)),
             config_path=str(cfg),
+            dry_run=dry_run,
             paths=env.paths,
             notifier=Notifier({"NOTIFY_SOCKET": str(tmp_path / "notify")}),
             host_factory=lambda: Host(
@@ -354,6 +347,12 @@ def test_daemon_cycle_reloads_only_when_not_dry_run(
         [rec] = saved.quarantined
         assert Path(rec.path).is_dir()
         assert verbs == ["stop present", "start absent"]
+        # `waagent-doctor status` tells where it went, so it can be put back.
+        doc = status.build(saved, Settings(), rec.at)
+        assert [(q["original"], q["path"]) for q in doc["quarantined"]] == [
+            (rec.original, rec.path)
+        ]
+        assert f"{rec.original} -> {rec.path}" in status.render(doc)
 
 
 def test_daemon_leaves_a_disabled_agent_alone(

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -53,7 +54,9 @@ def _copy_tree(src: Path, dst: Path) -> None:
         for name in [".", *dirs, *files]:
             st = os.lstat(Path(here) / name)
             os.chown(dst / rel / name, st.st_uid, st.st_gid, follow_symlinks=False)
-    shutil.copystat(src, dst)
+            if not stat.S_ISLNK(st.st_mode):
+                # chown clears set-user/group-ID bits: put the mode back after it.
+                (dst / rel / name).chmod(stat.S_IMODE(st.st_mode))
 
 
 def move_aside(src: Path, quarantine: Path) -> Path:
@@ -123,7 +126,9 @@ def apply(env: ActionEnv) -> Outcome:
             problems.append(str(exc))
             continue
         env.state.remember_quarantine(
-            QuarantineRecord(original=guest, path=str(dst), at=time.time(), code=env.code)
+            QuarantineRecord(
+                original=guest, path=str(dst), at=env.host.as_of.timestamp(), code=env.code
+            )
         )
         env.persist()
         moved.append(f"{guest} -> {dst}")
