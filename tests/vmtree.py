@@ -1043,6 +1043,65 @@ def _scenarios() -> dict[str, tuple[str, Any]]:
         st.write_text(st.read_text().replace('"2.15.0.1"', '"2.2.45"'))
         t.remove("/var/lib/waagent/WALinuxAgent-2.15.0.1")
 
+    def extensions_disabled(t: VmTree) -> None:
+        conf = t.read("/etc/waagent.conf").replace("Extensions.Enabled=y", "Extensions.Enabled=n")
+        t.write("/etc/waagent.conf", conf)
+
+    def autoupdate_disabled(t: VmTree) -> None:
+        t.write("/etc/waagent.conf", t.read("/etc/waagent.conf") + "AutoUpdate.Enabled=n\n")
+
+    def conf_trap_commented(t: VmTree) -> None:
+        extra = "# Extensions.Enabled=n\n#AutoUpdate.Enabled=n\n"
+        t.write("/etc/waagent.conf", t.read("/etc/waagent.conf") + extra)
+
+    def conf_trap_update_latest(t: VmTree) -> None:
+        # The agent ignores the legacy key when AutoUpdate.UpdateToLatestVersion is set.
+        extra = "AutoUpdate.Enabled=n\nAutoUpdate.UpdateToLatestVersion=y\n"
+        t.write("/etc/waagent.conf", t.read("/etc/waagent.conf") + extra)
+
+    def hostgaplugin_down(t: VmTree) -> None:
+        t.append_log(
+            [
+                f"{log_time(AS_OF + timedelta(minutes=m))} WARNING MonitorHandler ExtHandler "
+                "Error in SendHostPluginHeartbeat: [HttpError] [HTTP Failed] GET "
+                "http://168.63.129.16:32526/health -- IOError timed out -- 1 attempts made --- "
+                "[NOTE: Will not log the same error for the next hour]"
+                for m in (1, 31)
+            ]
+        )
+
+    def crash_loop(t: VmTree) -> None:
+        lines = []
+        for m in (2, 7, 12, 17):
+            lines.append(
+                f"{log_time(AS_OF + timedelta(minutes=m))} WARNING Daemon Daemon ExtHandler "
+                "process WALinuxAgent-2.15.0.1 launched with command 'python3 -u "
+                "bin/WALinuxAgent-2.15.0.1-py3.12.egg -run-exthandlers' exited with return "
+                "code: 1"
+            )
+        t.append_log(lines)
+
+    def crash_recovered(t: VmTree) -> None:
+        # Crashes early in the window, then hours of normal heartbeats: no longer a loop.
+        log = t.read("/var/log/waagent.log").splitlines()
+        crashes = [
+            f"{log_time(datetime(2025, 11, 19, 20, 5, s, tzinfo=timezone.utc))} WARNING "
+            "ExtHandler ExtHandler MonitorHandler thread died, restarting"
+            for s in (1, 2, 3, 4)
+        ]
+        merged = sorted(log + crashes, key=lambda line: line[:27])
+        t.write("/var/log/waagent.log", "\n".join(merged) + "\n")
+
+    def xml_bomb(t: VmTree) -> None:
+        folder = "/var/lib/waagent/history/2025-11-19T22-00-00__3"
+        bomb = (
+            '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+            '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
+            '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>\n'
+            "<Extensions>&lol3;</Extensions>\n"
+        )
+        t.write(f"{folder}/ExtensionsConfig.xml", bomb)
+
     return {
         "ext-vmsnapshot-not-installed": (
             "extension.vmsnapshot.not_installed: the goal state asks for VMSnapshotLinux; no handler folder",
@@ -1096,6 +1155,38 @@ def _scenarios() -> dict[str, tuple[str, Any]]:
         "ext-trap-young-transitioning": (
             "no finding: status/12.status transitioning for only 10 min",
             young_transitioning,
+        ),
+        "conf-extensions-disabled": (
+            "agent.extensions.disabled: Extensions.Enabled=n in /etc/waagent.conf",
+            extensions_disabled,
+        ),
+        "conf-autoupdate-disabled": (
+            "agent.autoupdate.disabled: AutoUpdate.Enabled=n, no UpdateToLatestVersion",
+            autoupdate_disabled,
+        ),
+        "conf-trap-commented": (
+            "no finding: Extensions.Enabled=n and AutoUpdate.Enabled=n only in comments",
+            conf_trap_commented,
+        ),
+        "conf-trap-update-latest": (
+            "no finding: AutoUpdate.Enabled=n overridden by AutoUpdate.UpdateToLatestVersion=y",
+            conf_trap_update_latest,
+        ),
+        "log-hostgaplugin-down": (
+            "network.hostgaplugin.unreachable: /health timing out after the last heartbeat",
+            hostgaplugin_down,
+        ),
+        "log-crash-loop": (
+            "agent.crash_loop: the ExtHandler process exits 4 times in 15 minutes",
+            crash_loop,
+        ),
+        "log-trap-crash-recovered": (
+            "no finding: 4 thread restarts 14 hours before a long healthy stretch",
+            crash_recovered,
+        ),
+        "input-xml-bomb": (
+            "input.unreadable: the newest ExtensionsConfig.xml is a billion-laughs document",
+            xml_bomb,
         ),
     }
 

@@ -23,14 +23,14 @@ def agent_install(ctx: Context) -> None:
             "agent.not_installed",
             [
                 Evidence(
-                    source="unit search path",
+                    source=f"{UNIT_DIRS[-1]}/{inst.names_tried[0]}",
                     detail=(
                         f"no {' or '.join(inst.names_tried)} in "
                         f"{', '.join(UNIT_DIRS)} ({inst.name_source})"
                     ),
                 ),
                 Evidence(
-                    source="executables",
+                    source=WAAGENT_BINARIES[0],
                     detail=f"none of {', '.join(WAAGENT_BINARIES)} exists",
                 ),
             ],
