@@ -32,10 +32,15 @@ class _Guard:
         self.violations: list[str] = []
         self.allowed_programs: set[str] = set()
         self.allow_any_subprocess = False
+        # Test-only: loopback addresses treated as forbidden, to prove the real socket path
+        # reaches the guard without ever aiming at a real outside address.
+        self.deny_for_test: set[str] = set()
 
     def _loopback(self, host: Any) -> bool:
         if host is None:
             return True
+        if str(host) in self.deny_for_test:
+            return False
         if isinstance(host, bytes):
             host = host.decode("ascii", "replace")
         host = str(host)
