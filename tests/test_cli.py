@@ -153,3 +153,14 @@ def test_off_azure_the_doctor_stays_idle(tmp_path: Path) -> None:
     others = [c for c in report.checks if c.name != "azure_host"]
     assert others and all(c.status.value == "skipped" for c in others)
     assert all("not an Azure VM" in c.reason for c in others)
+
+
+def test_offline_text_groups_the_live_only_skips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Offline, the live-only checks are one grouped line, not one line each."""
+    cli.main(["check", "--root", str(_tree(tmp_path, ""))])
+    out = capsys.readouterr().out
+    assert out.count("offline analysis (--root)") == 1
+    assert "checks skipped: offline analysis" in out
+    assert "agent_running" in out

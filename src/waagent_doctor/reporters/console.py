@@ -55,11 +55,23 @@ def render(report: Report) -> str:
             if f.actions:
                 lines.extend(_wrap("Automatic remedy (daemon): " + ", ".join(f.actions), "  "))
     not_ok = [c for c in report.checks if c.status in (CheckStatus.ERROR, CheckStatus.SKIPPED)]
+    # Skips that say the same thing (live-only checks offline, everything off Azure) are
+    # one line, naming the checks, so the reasons that matter stay visible.
+    common: dict[str, list[str]] = {}
+    for c in not_ok:
+        if c.status is CheckStatus.SKIPPED:
+            common.setdefault(c.reason, []).append(c.name)
+    grouped = {reason for reason, names in common.items() if len(names) > 2}
     if not_ok:
         lines.append("")
         lines.append("== Checks not fully run ==")
         for c in not_ok:
+            if c.status is CheckStatus.SKIPPED and c.reason in grouped:
+                continue
             lines.extend(_wrap(f"{c.name}: {c.status.value}: {c.reason}", "  "))
+        for reason in sorted(grouped):
+            names = ", ".join(common[reason])
+            lines.extend(_wrap(f"{len(common[reason])} checks skipped: {reason} ({names})", "  "))
     ran = sum(1 for c in report.checks if c.status in (CheckStatus.OK, CheckStatus.FINDING))
     lines.append("")
     lines.append(f"{len(report.findings)} finding(s); {ran} of {len(report.checks)} checks ran.")
