@@ -16,27 +16,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-PROJECT = HERE.parent
+from benchmarks.live import cpu_seconds, measure_against_fakes, say
+
 GOAL_CPU_MS = 50.0
 GOAL_RSS_MIB = 40.0
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _cpu() -> float:
-    """CPU seconds of this process and its waited-for children."""
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def measure(config: str, runs: int) -> dict[str, object]:
@@ -51,9 +37,9 @@ def measure(config: str, runs: int) -> dict[str, object]:
     cycles: list[dict[str, float]] = []
     codes: list[str] = []
     for _ in range(runs + 1):
-        cpu0, wall0 = _cpu(), time.monotonic()
+        cpu0, wall0 = cpu_seconds(), time.monotonic()
         report = diagnose(Host.live_host(), settings)
-        cycles.append({"cpu_ms": (_cpu() - cpu0) * 1000, "wall_s": time.monotonic() - wall0})
+        cycles.append({"cpu_ms": (cpu_seconds() - cpu0) * 1000, "wall_s": time.monotonic() - wall0})
         codes = sorted(f.code for f in report.findings)
     return {
         "cold": cycles[0],
@@ -66,89 +52,42 @@ def measure(config: str, runs: int) -> dict[str, object]:
     }
 
 
-def _start_fakes() -> tuple[subprocess.Popen[str], dict[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes"],
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(PROJECT)},
-    )
-    if proc.stdout is None:
-        raise RuntimeError("no stdout from the fakes")
-    line = proc.stdout.readline()
-    return proc, {k: int(v) for k, v in json.loads(line).items()}
-
-
-def _config(ports: dict[str, int]) -> str:
-    return (
-        "assume_azure = true\n"
-        "[thresholds]\nsample_seconds = 0.2\n"
-        "[endpoints]\n"
-        'wireserver = "127.0.0.1"\n'
-        f"wireserver_port = {ports['wireserver']}\n"
-        f"hostgaplugin_port = {ports['hostgaplugin']}\n"
-        'imds = "127.0.0.1"\n'
-        f"imds_port = {ports['imds']}\n"
-        'storage = "127.0.0.1"\n'
-        f"storage_port = {ports['storage']}\n"
-        "connect_timeout_seconds = 1\ndeadline_seconds = 3\n"
-    )
-
-
 def main() -> int:
     """Run the benchmark and print the numbers; 1 when a goal is missed."""
     runs = int(os.environ.get("BENCH_RUNS", "5"))
-    fakes, ports = _start_fakes()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = Path(tmp) / "config.toml"
-            cfg.write_text(_config(ports))
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_check_live", "--measure", str(cfg),
-                 str(runs)],
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "PYTHONPATH": f"{PROJECT / 'src'}:{PROJECT}"},
-            )  # fmt: skip
-    finally:
-        fakes.terminate()
-        fakes.wait()
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    data = measure_against_fakes("benchmarks.bench_check_live", runs, sample_seconds=0.2)
     cold = data["cold"]
     warm = data["warm_cpu_ms"]
     warm_median = statistics.median(warm) if warm else cold["cpu_ms"]
     network = [c for c in data["codes"] if c.startswith("network.")]
-    _say(f"cold cycle: {cold['cpu_ms']:.1f} ms CPU ({cold['wall_s']:.2f} s wall)")
-    _say(
+    say(f"cold cycle: {cold['cpu_ms']:.1f} ms CPU ({cold['wall_s']:.2f} s wall)")
+    say(
         f"warm cycles ({len(warm)}): median {warm_median:.1f} ms CPU, "
         f"max {max(warm, default=0):.1f} ms (wall median "
         f"{statistics.median(data['warm_wall_s'] or [0]):.2f} s)"
     )
-    _say(
+    say(
         f"RSS: {data['rss_start_mib']:.1f} MiB at start, {data['rss_imported_mib']:.1f} MiB "
         f"after imports, peak {data['rss_peak_mib']:.1f} MiB"
     )
-    _say(f"findings: {data['codes']}")
+    say(f"findings: {data['codes']}")
     ok = True
     if network:
-        _say(f"UNEXPECTED network findings against healthy fakes: {network}")
+        say(f"UNEXPECTED network findings against healthy fakes: {network}")
         ok = False
     if warm_median > GOAL_CPU_MS:
-        _say(f"GOAL MISSED: {warm_median:.1f} ms CPU per cycle > {GOAL_CPU_MS:g} ms")
+        say(f"GOAL MISSED: {warm_median:.1f} ms CPU per cycle > {GOAL_CPU_MS:g} ms")
         ok = False
     if data["rss_peak_mib"] > GOAL_RSS_MIB:
-        _say(f"GOAL MISSED: peak RSS {data['rss_peak_mib']:.1f} MiB > {GOAL_RSS_MIB:g} MiB")
+        say(f"GOAL MISSED: peak RSS {data['rss_peak_mib']:.1f} MiB > {GOAL_RSS_MIB:g} MiB")
         ok = False
     if ok:
-        _say(f"goals met: < {GOAL_CPU_MS:g} ms CPU per warm cycle, < {GOAL_RSS_MIB:g} MiB RSS")
+        say(f"goals met: < {GOAL_CPU_MS:g} ms CPU per warm cycle, < {GOAL_RSS_MIB:g} MiB RSS")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--measure":
-        _say(json.dumps(measure(sys.argv[2], int(sys.argv[3]))))
+        say(json.dumps(measure(sys.argv[2], int(sys.argv[3]))))
         sys.exit(0)
     sys.exit(main())

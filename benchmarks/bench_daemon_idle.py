@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,22 +24,12 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-PROJECT = HERE.parent
+from benchmarks.live import cpu_seconds, measure_against_fakes, say
+
 GOAL_CPU_S_PER_HOUR = 2.0
 GOAL_RSS_GROWTH_MIB = 2.0
 DEFAULT_INTERVAL = 60
 RECORD = "{t} INFO ExtHandler ExtHandler [HEARTBEAT] Agent WALinuxAgent-2.15.0.1 is running\n"
-
-
-def _say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _cpu() -> float:
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _rss_mib() -> float:
@@ -100,9 +88,9 @@ def measure(config: str, cycles: int) -> dict[str, object]:
     for i in range(1, cycles + 1):
         with log.open("a") as fh:
             fh.write(RECORD.format(t=time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())))
-        c0 = _cpu()
+        c0 = cpu_seconds()
         result = daemon.cycle()
-        cpu_ms.append((_cpu() - c0) * 1000)
+        cpu_ms.append((cpu_seconds() - c0) * 1000)
         if i in (1, 10, 100) or i == cycles:
             rss[i] = _rss_mib()
     return {
@@ -113,58 +101,12 @@ def measure(config: str, cycles: int) -> dict[str, object]:
     }
 
 
-def _start_fakes() -> tuple[subprocess.Popen[str], dict[str, int]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes"],
-        cwd=PROJECT,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(PROJECT)},
-    )
-    if proc.stdout is None:
-        raise RuntimeError("no stdout from the fakes")
-    return proc, {k: int(v) for k, v in json.loads(proc.stdout.readline()).items()}
-
-
-def _config(ports: dict[str, int]) -> str:
-    # sample_seconds only shortens the CPU-sampling sleep (wall time), not the work.
-    return (
-        "assume_azure = true\n"
-        "[thresholds]\nsample_seconds = 0.01\n"
-        "[endpoints]\n"
-        'wireserver = "127.0.0.1"\n'
-        f"wireserver_port = {ports['wireserver']}\n"
-        f"hostgaplugin_port = {ports['hostgaplugin']}\n"
-        'imds = "127.0.0.1"\n'
-        f"imds_port = {ports['imds']}\n"
-        'storage = "127.0.0.1"\n'
-        f"storage_port = {ports['storage']}\n"
-        "connect_timeout_seconds = 1\ndeadline_seconds = 3\n"
-    )
-
-
 def main() -> int:
     """Run the benchmark and print the numbers; 1 when a goal is missed."""
     cycles = int(os.environ.get("BENCH_DAEMON_CYCLES", "1000"))
-    fakes, ports = _start_fakes()
     started = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = Path(tmp) / "config.toml"
-            cfg.write_text(_config(ports))
-            out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.bench_daemon_idle", "--measure", str(cfg),
-                 str(cycles)],
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "PYTHONPATH": f"{PROJECT / 'src'}:{PROJECT}"},
-            )  # fmt: skip
-    finally:
-        fakes.terminate()
-        fakes.wait()
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    # sample_seconds only shortens the CPU-sampling sleep (wall time), not the work.
+    data = measure_against_fakes("benchmarks.bench_daemon_idle", cycles, sample_seconds=0.01)
     cpu = data["cpu_ms"]
     warm = cpu[1:] or cpu
     median = statistics.median(warm)
@@ -172,23 +114,23 @@ def main() -> int:
     per_hour = mean / 1000 * 3600 / DEFAULT_INTERVAL
     rss = {int(k): v for k, v in data["rss"].items()}
     growth = rss[max(rss)] - rss.get(100, rss[min(rss)])
-    _say(f"{len(cpu)} cycles in {time.monotonic() - started:.1f} s wall")
-    _say(
+    say(f"{len(cpu)} cycles in {time.monotonic() - started:.1f} s wall")
+    say(
         f"CPU per cycle: first {cpu[0]:.1f} ms, then median {median:.1f} ms, mean {mean:.1f} ms, "
         f"p95 {sorted(warm)[int(len(warm) * 0.95) - 1]:.1f} ms"
     )
-    _say(f"idle cost at interval_seconds = {DEFAULT_INTERVAL}: {per_hour:.2f} CPU s/hour")
-    _say("RSS: " + ", ".join(f"{v:.1f} MiB after {k} cycles" for k, v in sorted(rss.items())))
-    _say(f"findings: {data['codes']}")
+    say(f"idle cost at interval_seconds = {DEFAULT_INTERVAL}: {per_hour:.2f} CPU s/hour")
+    say("RSS: " + ", ".join(f"{v:.1f} MiB after {k} cycles" for k, v in sorted(rss.items())))
+    say(f"findings: {data['codes']}")
     ok = True
     if per_hour > GOAL_CPU_S_PER_HOUR:
-        _say(f"GOAL MISSED: {per_hour:.2f} CPU s/hour > {GOAL_CPU_S_PER_HOUR:g}")
+        say(f"GOAL MISSED: {per_hour:.2f} CPU s/hour > {GOAL_CPU_S_PER_HOUR:g}")
         ok = False
     if growth > GOAL_RSS_GROWTH_MIB:
-        _say(f"GOAL MISSED: RSS grew {growth:.1f} MiB after cycle 100 (> {GOAL_RSS_GROWTH_MIB:g})")
+        say(f"GOAL MISSED: RSS grew {growth:.1f} MiB after cycle 100 (> {GOAL_RSS_GROWTH_MIB:g})")
         ok = False
     if ok:
-        _say(
+        say(
             f"goals met: < {GOAL_CPU_S_PER_HOUR:g} CPU s/hour, RSS growth {growth:+.2f} MiB "
             f"from cycle 100 to {max(rss)}"
         )
@@ -197,6 +139,6 @@ def main() -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--measure":
-        _say(json.dumps(measure(sys.argv[2], int(sys.argv[3]))))
+        say(json.dumps(measure(sys.argv[2], int(sys.argv[3]))))
         sys.exit(0)
     sys.exit(main())
