@@ -95,3 +95,20 @@ def test_directory_in_place_of_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         waagent_conf.read(Root(tmp_path))
     assert exc.value.guest_path == "/etc/waagent.conf"
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "switch"),
+    [
+        ('Extensions.Enabled="n"\r', 'n"', True),  # CRLF shields the closing quote
+        ("Extensions.Enabled=n\r", "n", False),  # plain CRLF: whitespace stripped last
+        ('Extensions.Enabled=" n "', "n", False),
+        ("Extensions.Enabled=\tn\t", "n", False),  # tab is whitespace, stripped last
+        ("Extensions.Enabled='n'", "'n'", True),  # single quotes are kept
+    ],
+)
+def test_values_are_trimmed_as_the_agent_trims_them(line: str, value: str, switch: bool) -> None:
+    """conf.py trims `.strip('" ').strip()`: quotes and spaces, then whitespace, in that order."""
+    conf = waagent_conf.parse(f"# head\r\n{line}\nLogs.Verbose=n\n")
+    assert conf.get("Extensions.Enabled") == value
+    assert conf.switch("Extensions.Enabled") is switch

@@ -1,8 +1,9 @@
 """Read /etc/waagent.conf with the agent's own grammar (azurelinuxagent/common/conf.py).
 
 A line counts only if it does not start with `#` and has `=`; key = left part stripped
-(case-sensitive); value = text before the first `#`, then stripped of spaces and double
-quotes; later duplicates win; `None` means unset; switches compare lower-cased y/n.
+(case-sensitive); value = text before the first `#`, stripped of spaces and double quotes, then of
+whitespace (in that order: a CRLF line keeps its closing quote);
+later duplicates win; `None` means unset; switches compare lower-cased y/n.
 """
 
 from __future__ import annotations
@@ -79,8 +80,11 @@ def parse(text: str, path: str = WAAGENT_CONF) -> WaagentConf:
             continue
         key, _, rest = line.partition("=")
         key = key.strip()
-        # `Logs.Verbose=y # comment` and `Logs.Verbose=y#c` -> "y"
-        value = rest.split("#", 1)[0].strip('" \t\r')
+        # conf.py: `parts[1].split('#')[0].strip("\" ").strip()`: quotes and spaces first,
+        # then whitespace. `Logs.Verbose=y # comment` -> "y"; but a CRLF line
+        # `Extensions.Enabled="n"\r` -> 'n"' (the \r shields the closing quote), which the
+        # agent does not read as "n": its switch falls back to the default.
+        value = rest.split("#", 1)[0].strip('" ').strip()
         values[key] = ConfValue(None if value == "None" else value, lineno)
     return WaagentConf(path=path, present=True, values=values)
 
