@@ -49,11 +49,13 @@ _XMLELEM = re.compile(
     rb"(?P<key>[A-Za-z0-9_.\-]{1,120})(?:[ \t\r\n][^<>]{0,200})?>(?=[ \t\r\n]{0,64}[^<\s])", re.I
 )
 # Authorization: Bearer eyJ...
-_BEARER = re.compile(rb"(?P<key>bearer)[ \t]{1,4}(?=[A-Za-z0-9._~+/\-])", re.I)
+_BEARER = re.compile(rb"(?P<key>bearer|basic|sharedkey)[ \t]{1,4}(?=[A-Za-z0-9._~+/\-])", re.I)
+# Authorization: / Proxy-Authorization: just before Basic or SharedKey (not "basic setup").
+_AUTH_BEFORE = re.compile(rb"authorization:[ \t]{0,4}$", re.I)
 # http://user:password@proxy:3128
 _USERINFO = re.compile(rb"://(?=[^\s/@\"'<>]{1,256}@)")
 # -----BEGIN RSA PRIVATE KEY-----
-_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----", re.I)
+_PEM = re.compile(rb"-----BEGIN [A-Z0-9 ]{0,40}-----", re.I)
 
 # Values: every alternative consumes exactly one byte, so any position inside a value is a
 # safe place to cut between chunks. Each stops at its terminator (kept in the output).
@@ -68,7 +70,7 @@ _VALUES: dict[str, Pattern[bytes]] = {
     "elem": re.compile(rb"[^<]*"),
     "bare": re.compile(rb"[A-Za-z0-9+/=._~\-]*"),
     "userinfo": re.compile(rb"[^\s/@\"'<>]*"),
-    "pem": re.compile(rb"[^\-]*"),
+    "pem": re.compile(rb"(?:[^\-]|-(?!----END))*"),
 }
 _OPEN_KIND = {b'"': "dq", b'\\"': "edq", b"'": "sq", b"&quot;": "xq"}
 
@@ -93,7 +95,7 @@ def _secret_kind(key: bytes, kind: str, prev: int) -> Optional[str]:
         if k.endswith("signature"):
             return "url"
     if kind == "bearer":
-        return "bare" if k == "bearer" else None
+        return "bare" if k == "bearer" else "token"
     if k.endswith(spec.SECRET_KEY_SUFFIXES):
         return "generic"
     return None
@@ -143,8 +145,8 @@ class StreamRedactor:
             m = _USERINFO.match(buf, h)
             return (m.end(), "userinfo") if m else None
         if anchor == spec.PEM_ANCHOR:
-            m = _PEM.search(buf, max(0, h - 64), h + len(anchor))
-            return (m.end(), "pem") if m and m.end() == h + len(anchor) else None
+            m = _PEM.match(buf, h)
+            return (m.end(), "pem") if m else None
         if anchor in spec.SAS_SEPARATOR_ANCHORS:
             start = h + 1
         else:
@@ -170,7 +172,11 @@ class StreamRedactor:
                 return m.end(), "elem"
         m = _BEARER.match(buf, start)
         if m and _secret_kind(m.group("key"), "bearer", prev):
-            return m.end(), "bare"
+            if m.group("key").lower() != b"bearer" and not _AUTH_BEFORE.search(
+                buf, max(0, start - 40), start
+            ):
+                return None
+            return m.end(), ("bare" if m.group("key").lower() == b"bearer" else "token")
         return None
 
     def _run(self, data: bytes, final: bool) -> bytes:

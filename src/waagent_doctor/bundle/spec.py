@@ -290,7 +290,9 @@ TOKEN_ANCHORS: tuple[bytes, ...] = (
     b"userdata",
     b"connectionstring",
     b"bearer",
+    b"basic",
+    b"sharedkey",
 )
 SAS_SEPARATOR_ANCHORS: tuple[bytes, ...] = (b"&s",)  # ?s &s ;s after folding
 URL_ANCHOR = b"://"  # user:password@ in proxy URLs
-PEM_ANCHOR = b"private key-----"
+PEM_ANCHOR = b"-----begin "  # every PEM block, body dropped up to its -----END
