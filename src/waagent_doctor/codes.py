@@ -391,6 +391,66 @@ _ROWS: tuple[Code, ...] = (
         (),
         "54bbbdc3e5f749ceab0bfa265ada9e4f",
     ),
+    Code(
+        "network.firewall.blocked",
+        1,
+        _C,
+        _B,
+        "A firewall rule on the VM blocks the agent's traffic to Azure",
+        "A firewall rule drops or rejects root's traffic to the WireServer (168.63.129.16, "
+        "ports 80 and 32526) or to IMDS (169.254.169.254). Remove or narrow the rule named in "
+        "the evidence; the agent's own rule that drops non-root WireServer traffic is normal.",
+        (),
+        "d75d62a66e924f32a650ab553502d4d3",
+    ),
+    Code(
+        "network.storage.proxy_bypassed",
+        1,
+        _C,
+        _L,
+        "Azure Storage is reachable only through the proxy, which the backup extension bypasses",
+        "waagent.conf sets HttpProxy.Host and HttpProxy.Port; with a port set, the backup "
+        "extension connects to Azure Storage directly, and the direct path is blocked. Allow "
+        "direct outbound HTTPS (443) from the VM to Azure Storage (the Storage service tag).",
+        (),
+        "b7636394c60d47bcbd645fe4cea24cb4",
+    ),
+    Code(
+        "host.clock.unsynchronized",
+        1,
+        _W,
+        _L,
+        "The system clock is not synchronized",
+        "Storage refuses requests signed with a skewed clock, and code 402 is judged on the "
+        "VM's clock. Enable time synchronization (chrony or systemd-timesyncd with the Hyper-V "
+        "PTP clock or NTP) and check `timedatectl`.",
+        (),
+        "87d3767028cb446589220c3436df3e84",
+    ),
+    Code(
+        "extension.vmsnapshot.no_interpreter",
+        3,
+        _C,
+        _B,
+        "The backup extension finds no Python interpreter",
+        "The backup extension's handler script tries python3.x, python3, python2.x and python in "
+        "/usr/bin and /usr/local/bin. Install python3 (or restore the link the extension looks "
+        "for).",
+        (),
+        "ceb7ec8425e84eedbe3528c3eb5e6fcd",
+    ),
+    Code(
+        "doctor.check_failed",
+        0,
+        _W,
+        _B,
+        "A check failed inside the doctor: part of the diagnosis is missing",
+        "The check named in the evidence could not run to its end (a defect, or an input it "
+        "could not handle). Its part of the diagnosis is missing; report it with the output of "
+        "`waagent-doctor check --json`.",
+        (),
+        "04fdcc8fc73148b38f618c4aa68fac17",
+    ),
 )
 
 CODES: dict[str, Code] = {row.code: row for row in _ROWS}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -69,11 +70,15 @@ def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
     except ProbeError as exc:
         ctx.error(str(exc))
     except Exception as exc:  # noqa: BLE001 - one broken check must not stop the others
-        # structlog is imported only here: `check` stays light (it pulls in asyncio).
-        import structlog
-
-        structlog.get_logger("waagent_doctor.engine").exception("check.crashed", check=spec.name)
-        ctx.error(f"internal error: {type(exc).__name__}: {exc}")
+        reason = _one_line(f"internal error: {type(exc).__name__}: {exc}")
+        _log_crash(spec.name, reason)
+        ctx.error(reason)
+        # A partial diagnosis never reads `ok`: the crash is a finding of its own.
+        ctx.findings.append(
+            Finding.of(
+                "doctor.check_failed", [Evidence(source=f"check {spec.name}", detail=reason)]
+            )
+        )
     if ctx.errors:
         status, reason = CheckStatus.ERROR, "; ".join(dict.fromkeys(ctx.errors))
     elif ctx.findings:
@@ -84,6 +89,28 @@ def _run_one(spec: CheckSpec, snap: Snapshot) -> tuple[CheckResult, Context]:
         status, reason = CheckStatus.OK, ""
     codes = tuple(dict.fromkeys(f.code for f in ctx.findings))
     return CheckResult(name=spec.name, status=status, reason=reason, codes=codes), ctx
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """A reason fit for one line of the report: no newlines, bounded length."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _log_crash(check_name: str, reason: str) -> None:
+    """Say on stderr (or the journal, once logging is configured) that a check crashed.
+
+    Never stdout: `check --json` must print exactly one report there. structlog's default
+    logger prints to stdout, so it is used only once `logging.configure` has set it up
+    (the daemon); a one-shot `check` writes one line to stderr instead.
+    """
+    # structlog is imported only here: `check` stays light (it pulls in asyncio).
+    import structlog
+
+    if structlog.is_configured():
+        structlog.get_logger("waagent_doctor.engine").exception("check.crashed", check=check_name)
+    else:
+        sys.stderr.write(f"waagent-doctor: check {check_name} crashed: {reason}\n")
 
 
 def _scrubbed(ev: Evidence) -> Evidence:
