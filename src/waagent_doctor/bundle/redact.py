@@ -6,6 +6,13 @@ anchors (spec.TOKEN_ANCHORS...) are searched in case-folded text; only around an
 trigger matched (`"storageAccountKey": "`, `&sig=`, `<UserPassword>`, `http://user:`...),
 and the value after it is dropped character by character until its terminator, however many
 chunks later that comes. The text of a trigger is kept; only the value becomes ***REDACTED***.
+
+detect-secrets (Yelp) was considered for issue 11 and not adopted: its scanners work on whole
+lines held in memory and run every plugin's regex over each line (the slow path this module
+exists to avoid), and its keyword and high-entropy plugins report findings for humans rather
+than rewriting a stream. The forms it covers that matter here (PEM blocks of any kind, Basic
+auth, Authorization headers, secret-named keys) are implemented below as anchors and triggers.
+(Registry availability was not checked: time.)
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ _XMLELEM = re.compile(
 )
 # Authorization: Bearer eyJ...
 _BEARER = re.compile(rb"(?P<key>bearer|basic|sharedkey)[ \t]{1,4}(?=[A-Za-z0-9._~+/\-])", re.I)
+# --password X   --db-password X (command lines)   password: X (YAML)
+_FLAG = re.compile(rb"(?P<key>--[A-Za-z0-9_.\-]{1,118})(?:[ \t]{1,4}|=)(?=[^\s\"'-])")
+_YAML = re.compile(rb"(?P<key>[A-Za-z0-9_.\-]{1,120}):[ \t]{1,4}(?=[^\s\"'{\[|>&*])")
 # Authorization: / Proxy-Authorization: just before Basic or SharedKey (not "basic setup").
 _AUTH_BEFORE = re.compile(rb"authorization:[ \t]{0,4}$", re.I)
 # http://user:password@proxy:3128
@@ -170,6 +180,12 @@ class StreamRedactor:
             m = _XMLELEM.match(buf, start)
             if m and _secret_kind(m.group("key"), "xml", prev):
                 return m.end(), "elem"
+        m = _FLAG.match(buf, start)
+        if m and _secret_kind(m.group("key"), "flag", prev):
+            return m.end(), "token"
+        m = _YAML.match(buf, start)
+        if m and _secret_kind(m.group("key"), "yaml", prev):
+            return m.end(), "token"
         m = _BEARER.match(buf, start)
         if m and _secret_kind(m.group("key"), "bearer", prev):
             if m.group("key").lower() != b"bearer" and not _AUTH_BEFORE.search(
