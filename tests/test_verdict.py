@@ -56,3 +56,36 @@ def test_extensions_disabled() -> None:
     v = compute([f("extension.vmsnapshot.not_installed"), f("agent.extensions.disabled")])
     assert v is not None and v.code == "agent.extensions.disabled"
     assert v.explains == ("extension.vmsnapshot.not_installed",)
+
+
+def test_broken_vm_verdict_via_cli_json() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "broken-vm"
+    out = subprocess.run(
+        [sys.executable, "-m", "waagent_doctor", "check", "--json", "--root", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    v = json.loads(out.stdout)["verdict"]
+    assert v["code"] == "network.wireserver.unreachable"
+    assert "extension.vmsnapshot.stuck" in v["explains"]
+    assert "snapshot.freeze.failed" not in v["explains"]
+
+
+def test_healthy_tree_verdict_null() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent / "data" / "vms" / "healthy-ubuntu-history"
+    out = subprocess.run(
+        [sys.executable, "-m", "waagent_doctor", "check", "--json", "--root", str(root)],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(out.stdout)["verdict"] is None

@@ -143,6 +143,13 @@ def _supersede(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.code not in hidden]
 
 
+def _verdict(findings: list[Finding]) -> Optional[dict[str, object]]:
+    from waagent_doctor.verdict import compute
+
+    v = compute(findings)
+    return None if v is None else v.to_json()
+
+
 def sort_key(f: Finding) -> tuple[int, int, str]:
     """Worst first, then by cause (1..4, then 0), then code."""
     cause_order = f.cause if f.cause else 9
@@ -195,4 +202,5 @@ def diagnose(
         checks=tuple(results),
         version=__version__,
         root=None if host.live else str(host.root.base),
+        verdict=_verdict(findings),
     )

@@ -99,6 +99,8 @@ class Report(_Frozen):
     checks: tuple[CheckResult, ...]
     version: str = ""
     root: Optional[str] = None
+    # report/1 (2026-12): the finding that best explains the failure (verdict.py), or null.
+    verdict: Optional[dict[str, object]] = None
 
     def worst(self) -> Optional[Severity]:
         """The worst severity among the findings, or None."""
