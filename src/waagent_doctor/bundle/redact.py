@@ -32,6 +32,9 @@ _ANCHOR_LIST = (
     spec.URL_ANCHOR,
     spec.PEM_ANCHOR,
 )
+# user:password@host without a scheme: found at its @, the value lies before it.
+_AT = b"@"
+_NOSCHEME = re.compile(rb"[A-Za-z0-9_.%~+\-]{1,64}:(?P<v>[^\s/@\"'<>:]{1,128})\Z")
 
 # Bytes that can be part of a key token: storageAccountKey, Provisioning.DeleteRootPassword.
 _ISKEY = bytes(
@@ -151,6 +154,11 @@ class StreamRedactor:
 
     def _trigger(self, buf: bytes, anchor: bytes, h: int) -> Optional[tuple[int, str]]:
         """(value start, value kind) for a trigger around the anchor at h, or None."""
+        if anchor == _AT:
+            if h + 1 >= len(buf) or not _ISKEY[buf[h + 1]]:
+                return None
+            m = _NOSCHEME.search(buf, max(0, h - 200), h)
+            return (m.start("v"), "userinfo") if m else None
         if anchor == spec.URL_ANCHOR:
             m = _USERINFO.match(buf, h)
             return (m.end(), "userinfo") if m else None
@@ -207,7 +215,7 @@ class StreamRedactor:
         out: list[bytes] = []
         pos = base
         search_from = base
-        hits = _hits(buf.translate(_FOLD), base, limit)
+        hits = _hits(buf.translate(_FOLD), base, limit, n)
         i = 0
         while True:
             if self._mask is not None:
@@ -264,9 +272,14 @@ def _end(pattern: Pattern[bytes], buf: bytes, pos: int) -> int:
     return m.end() if m else pos
 
 
-def _hits(low: bytes, lo: int, hi: int) -> list[tuple[int, bytes]]:
-    """Positions in [lo, hi) where an anchor starts, in order."""
+def _hits(low: bytes, lo: int, hi: int, n: int) -> list[tuple[int, bytes]]:
+    """Positions in [lo, hi) where an anchor starts, in order; @ up to 256 bytes further,
+    because its value lies before it and may begin before hi."""
     found: list[tuple[int, bytes]] = []
+    j = low.find(_AT, lo)
+    while 0 <= j < min(n, hi + 256):
+        found.append((j, _AT))
+        j = low.find(_AT, j + 1)
     for anchor in _ANCHOR_LIST:
         j = low.find(anchor, lo)
         while 0 <= j < hi:
