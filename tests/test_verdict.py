@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from waagent_doctor import cli
 from waagent_doctor.model import Evidence, Finding
 from waagent_doctor.verdict import compute
 
@@ -58,34 +65,18 @@ def test_extensions_disabled() -> None:
     assert v.explains == ("extension.vmsnapshot.not_installed",)
 
 
-def test_broken_vm_verdict_via_cli_json() -> None:
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
+def _cli_verdict(root: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    cli.main(["check", "--json", "--root", str(root)])
+    return json.loads(capsys.readouterr().out)["verdict"]
 
-    root = Path(__file__).resolve().parent.parent / "examples" / "broken-vm"
-    out = subprocess.run(
-        [sys.executable, "-m", "waagent_doctor", "check", "--json", "--root", str(root)],
-        capture_output=True,
-        text=True,
-    )
-    v = json.loads(out.stdout)["verdict"]
+
+def test_broken_vm_verdict_via_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    v = _cli_verdict(Path(__file__).resolve().parent.parent / "examples" / "broken-vm", capsys)
     assert v["code"] == "network.wireserver.unreachable"
     assert "extension.vmsnapshot.stuck" in v["explains"]
     assert "snapshot.freeze.failed" not in v["explains"]
 
 
-def test_healthy_tree_verdict_null() -> None:
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
+def test_healthy_tree_verdict_null(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent / "data" / "vms" / "healthy-ubuntu-history"
-    out = subprocess.run(
-        [sys.executable, "-m", "waagent_doctor", "check", "--json", "--root", str(root)],
-        capture_output=True,
-        text=True,
-    )
-    assert json.loads(out.stdout)["verdict"] is None
+    assert _cli_verdict(root, capsys) is None
