@@ -29,6 +29,11 @@ NOT_AZURE_SKIP = "not an Azure VM (host.not_azure): the doctor stays idle"
 
 # A finding that explains another makes it redundant: the agent cannot hang if it is not
 # running, and nothing about the agent matters while disable_agent keeps it asleep.
+_EXTENSION_BLOCKED = (
+    "extension.vmsnapshot.stuck",
+    "extension.vmsnapshot.failed",
+    "extension.vmsnapshot.not_installed",
+)
 SUPERSEDES: dict[str, tuple[str, ...]] = {
     "agent.not_installed": (
         "agent.not_running",
@@ -39,11 +44,16 @@ SUPERSEDES: dict[str, tuple[str, ...]] = {
         "agent.outdated",
         "agent.autoupdate.disabled",
     ),
+    # The agent sleeps forever, or runs no extension at all: no restart can help the backup
+    # extension, so its stuck/failed/not_installed findings (and their restart_agent or
+    # reload_extension) are replaced by the cause.
     "agent.disabled_by_file": (
         "agent.not_running",
         "agent.exthandler.not_running",
         "agent.hung",
+        *_EXTENSION_BLOCKED,
     ),
+    "agent.extensions.disabled": _EXTENSION_BLOCKED,
     "agent.not_running": ("agent.exthandler.not_running", "agent.hung"),
     "agent.exthandler.not_running": ("agent.hung",),
 }
