@@ -164,3 +164,25 @@ def test_offline_text_groups_the_live_only_skips(
     assert out.count("offline analysis (--root)") == 1
     assert "checks skipped: offline analysis" in out
     assert "agent_running" in out
+
+
+@pytest.mark.parametrize(
+    ("as_of", "words"),
+    [
+        ("", "not an RFC 3339 time"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+        ("9999-12-31T23:59:59-12:00", "out of range"),
+        ("9999-12-31T00:00:00Z", "outside"),
+        ("1969-12-31T23:00:00Z", "outside"),
+        ("/Date(99999999999999999)/", "not an RFC 3339 time"),
+    ],
+)
+def test_as_of_at_the_calendar_edges_exits_3_with_a_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str, words: str
+) -> None:
+    """--as-of that is empty or at the calendar's edges: exit 3 and one line, never a crash."""
+    root = _tree(tmp_path, "Extensions.Enabled=y\n")
+    assert cli.main(["check", "--json", "--root", str(root), "--as-of", as_of]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert words in captured.err and len(captured.err.strip().splitlines()) == 1

@@ -61,6 +61,10 @@ def _normalize(argv: list[str]) -> list[str]:
     return argv
 
 
+AS_OF_MIN = datetime(1970, 1, 1, tzinfo=timezone.utc)
+AS_OF_MAX = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
+
 def _fail(reason: str) -> int:
     print(f"waagent-doctor: {reason}", file=sys.stderr)
     return EXIT_CANNOT_RUN
@@ -74,11 +78,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     settings = configmod.load(args.config)
     as_of: Optional[datetime] = None
-    if args.as_of:
+    if args.as_of is not None:  # `--as-of ""` is an error, not "unset"
         try:
             as_of = parse_time(args.as_of)
-        except ValueError:
+        except ValueError as exc:
+            if "out of range" in str(exc):
+                return _fail(f"--as-of: {exc}")
             return _fail(f"--as-of: not an RFC 3339 time: {args.as_of!r}")
+        # Windows reach back days and thresholds forward: keep clear of the calendar's ends.
+        if not AS_OF_MIN <= as_of < AS_OF_MAX:
+            return _fail(f"--as-of: {args.as_of!r} is outside {AS_OF_MIN.year}..{AS_OF_MAX.year}")
     if args.root:
         if not Path(args.root).is_dir():
             return _fail(f"--root: not a directory: {args.root}")

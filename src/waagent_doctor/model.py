@@ -26,7 +26,11 @@ def parse_time(text: str) -> datetime:
     when = datetime.fromisoformat(t)
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        # 0001-01-01T00:00:00+14:00 is before the first representable UTC instant.
+        raise ValueError(f"time out of range: {text!r}") from None
 
 
 class _Frozen(BaseModel):
