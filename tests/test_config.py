@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from waagent_doctor import config
+from waagent_doctor.config import ConfigError, load
 
 
 def test_defaults_match_the_contract() -> None:
@@ -71,3 +73,63 @@ def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
     """--config naming a missing file is an error; the default path may be absent."""
     with pytest.raises(config.ConfigError, match="no such file"):
         config.load(str(tmp_path / "nope.toml"))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300"])
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("thresholds", "lookback_hours"),
+        ("thresholds", "agent_hung_minutes"),
+        ("actions", "verbose_logging_hours"),
+    ],
+)
+def test_unbounded_numbers_are_refused_naming_the_key(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """inf, nan and 1e300 never reach a time computation: load refuses them by key."""
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        load(str(path))
+    assert f"{section}.{key}" in str(exc.value)
+
+
+def test_config_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    """A FIFO as --config: refused at once (opened non-blocking), naming the file."""
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError) as exc:
+        load(str(fifo))
+    assert str(fifo) in str(exc.value) and "not a regular file" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "words"), [("/dev/zero", "not a regular file"), (".", "directory")]
+)
+def test_config_device_or_directory_is_refused(tmp_path: Path, target: str, words: str) -> None:
+    """A device or a directory as --config: refused, naming it."""
+    path = str(tmp_path) if target == "." else target
+    with pytest.raises(ConfigError) as exc:
+        load(path)
+    assert words in str(exc.value)
+
+
+def test_huge_config_is_refused_reading_at_most_the_cap(tmp_path: Path) -> None:
+    """A config larger than the cap (a sparse 4 GiB file) is refused by size, not read."""
+    path = tmp_path / "config.toml"
+    with path.open("wb") as f:
+        f.truncate(4 * 1024**3)
+    with pytest.raises(ConfigError) as exc:
+        load(str(path))
+    assert "too large" in str(exc.value)
+
+
+def test_deeply_nested_config_is_refused(tmp_path: Path) -> None:
+    """Nesting deeper than the parser's recursion: a TOML error naming the file."""
+    path = tmp_path / "config.toml"
+    depth = 200_000
+    path.write_text("x = " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load(str(path))
+    assert str(path) in str(exc.value)

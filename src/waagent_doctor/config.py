@@ -5,6 +5,8 @@ Every key has a default; an unknown or invalid key stops the program with a mess
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -23,8 +25,24 @@ class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the key."""
 
 
+# Every number of the configuration is a count, a port, a percentage or a duration: none is
+# meaningful past this, and `1e300` hours would overflow every time computation downstream.
+MAX_NUMBER = 1_000_000_000
+# A configuration file is a few hundred bytes; read at most this much of it.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan are refused at load (naming the key), never carried into a comparison.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and abs(value) > MAX_NUMBER:
+            raise ValueError(f"must be at most {MAX_NUMBER}")
+        return value
 
 
 class Endpoints(_Section):
@@ -142,11 +160,31 @@ def from_mapping(data: dict[str, Any], source: str = "<config>") -> Settings:
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
 
 
+def _read_capped(target: Path) -> bytes:
+    """A regular file's bytes, at most MAX_CONFIG_BYTES; never blocks on a FIFO or device."""
+    fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise ConfigError(f"{target}: {kind}")
+        if st.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{target}: too large ({st.st_size} bytes; at most {MAX_CONFIG_BYTES})"
+            )
+        raw = os.read(fd, MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{target}: too large (more than {MAX_CONFIG_BYTES} bytes)")
+        return raw
+    finally:
+        os.close(fd)
+
+
 def load(path: Optional[str], *, required: bool = False) -> Settings:
     """Load the configuration file; a missing default file means all defaults."""
     target = Path(path or DOCTOR_CONFIG)
     try:
-        raw = target.read_bytes()
+        raw = _read_capped(target)
     except FileNotFoundError:
         if required or path is not None:
             raise ConfigError(f"{target}: no such file") from None
@@ -157,4 +195,6 @@ def load(path: Optional[str], *, required: bool = False) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{target}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{target}: not valid TOML: nested too deeply") from None
     return from_mapping(data, str(target))
