@@ -28,7 +28,7 @@ FORMS = {
 
 
 # Forms not handled yet (issue 11 still open for these): strict, so a fix must remove them here.
-TODO = {"JSONURL", "PROTOBJ"}
+TODO: set[str] = set()
 
 
 @pytest.mark.parametrize(

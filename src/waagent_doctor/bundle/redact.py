@@ -45,8 +45,8 @@ _MAX_KEY = 120
 # Triggers, matched at the start of the key token that holds the anchor.
 # "key": "v"   \"key\":\"v\"   'key': 'v'   &quot;key&quot;: &quot;v   "key": 123
 _JSONKEY = re.compile(
-    rb"(?P<key>[A-Za-z0-9_.\-]{1,120})(?P<kq>\\\"|\"|'|&quot;)[ \t]{0,4}:[ \t]{0,4}"
-    rb"(?:(?P<open>\\\"|\"|'|&quot;)|(?=[A-Za-z0-9+/=._\-]))",
+    rb"(?P<key>[A-Za-z0-9_.\-]{1,120})(?P<kq>\\\"|\"|'|&quot;|%22)[ \t]{0,4}(?::|%3a)[ \t]{0,4}"
+    rb"(?:(?P<open>\\\"|\"|'|&quot;|%22|\{)|(?=[A-Za-z0-9+/=._\-]))",
     re.I,
 )
 # key=v   AccountKey=v;   sig%3Dv   password="v"   (not base64 padding: sshKEY==)
@@ -83,9 +83,19 @@ _VALUES: dict[str, Pattern[bytes]] = {
     "elem": re.compile(rb"[^<]*"),
     "bare": re.compile(rb"[A-Za-z0-9+/=._~\-]*"),
     "userinfo": re.compile(rb"[^\s/@\"'<>]*"),
+    "pq": re.compile(rb"(?:[^%\"\s]|%(?!22))*"),
+    # "protectedSettings": {...}: up to the first } (a nested object's rest is not covered).
+    "obj": re.compile(rb"[^}]*"),
     "pem": re.compile(rb"(?:[^\-]|-(?!----END))*"),
 }
-_OPEN_KIND = {b'"': "dq", b'\\"': "edq", b"'": "sq", b"&quot;": "xq"}
+_OPEN_KIND = {
+    b'"': "dq",
+    b'\\"': "edq",
+    b"'": "sq",
+    b"&quot;": "xq",
+    b"%22": "pq",
+    b"{": "obj",
+}
 
 # Unprocessed bytes kept back at the end of each round: the longest trigger after its anchor
 # plus the lookahead any decision needs. Processed bytes kept before: the longest key.
