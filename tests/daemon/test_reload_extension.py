@@ -358,13 +358,15 @@ def test_daemon_cycle_reloads_only_when_not_dry_run(
 def test_daemon_leaves_a_disabled_agent_alone(
     scene: Scene, tmp_path: Path, allow_subprocess: Any
 ) -> None:
-    """/var/lib/waagent/disable_agent: skipped with the reason, nothing moved or stopped."""
+    """/var/lib/waagent/disable_agent: the cause replaces the extension's failure, so no
+    reload is even planned; nothing moved or stopped."""
     (scene.lib / "disable_agent").write_text("")
     with allow_subprocess("systemctl", "sh"):
-        _cycle(scene, tmp_path, dry_run=False)
+        result = _cycle(scene, tmp_path, dry_run=False)
+    assert "agent.disabled_by_file" in result.raised
+    assert "extension.vmsnapshot.failed" not in result.raised
     saved = statemod.load(Path(scene.env().paths.state))
-    last = [r for r in saved.history if r.action == "reload_extension"]
-    assert [r.result for r in last] == ["skipped"] and "disable_agent" in last[0].reason
+    assert [r for r in saved.history if r.action == "reload_extension"] == []
     assert scene.handler.is_dir()
     assert [c for c in scene.calls() if not c.startswith("show")] == []
 
